@@ -1,0 +1,82 @@
+/**
+ * A parsed spread.conf (../shared/spread-protocol.md §8). Produced by `parseConfig`
+ * (src/config/parser.ts), consumed by the daemon, the ring and the monitor.
+ */
+
+export type InterfaceKind = 'M' | 'C' | 'D';
+
+export interface InterfaceSpec {
+  /** Letters given; all three when the stanza line had no letter. */
+  kinds: InterfaceKind[];
+  address: string;
+}
+
+export interface DaemonSpec {
+  /** Daemon name, at most 19 characters (§0). */
+  name: string;
+  /** Canonical address text (IPv4 dotted quad or IPv6). */
+  address: string;
+  /** VirtualID: configured, or derived from the name (§8.7). */
+  vid: number;
+  /** Interface stanza; empty when none was given. */
+  interfaces: InterfaceSpec[];
+  /** Index of the segment holding this daemon. */
+  segmentIndex: number;
+  /** Position across the whole file (segments in order, daemons in order): the ring and member-list order. */
+  configIndex: number;
+}
+
+export interface SegmentSpec {
+  port: number;
+  addresses: string[];
+  daemons: DaemonSpec[];
+}
+
+export interface MembershipTimeouts {
+  tokenMs: number;
+  hurryMs: number;
+  aliveMs: number;
+  joinMs: number;
+  repMs: number;
+  segMs: number;
+  gatherMs: number;
+  formMs: number;
+  lookupMs: number;
+}
+
+export interface SpreadConfig {
+  /** File the configuration came from, or '<default>'. */
+  source: string;
+  segments: SegmentSpec[];
+  /** All daemons in configuration order (flattened segments). */
+  daemons: DaemonSpec[];
+  /** One-at-a-time hash of the canonical text (§8.6). */
+  hash: number;
+  params: {
+    debugFlags: string[];
+    eventPriority: 'pDEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL' | 'FATAL';
+    eventLogFile: string | null;
+    eventTimeStamp: string | null;
+    eventPreciseTimeStamp: boolean;
+    dangerousMonitor: boolean;
+    socketPortReuse: 'on' | 'off' | 'auto';
+    runtimeDir: string | null;
+    daemonUser: string | null;
+    daemonGroup: string | null;
+    allowedAuthMethods: string[];
+    requiredAuthMethods: string[];
+    accessControlPolicy: string;
+    maxSessionMessages: number;
+    /** tspread extension: byte bound on a session's queued output (slow-reader cut). */
+    maxSessionBytes: number;
+    activeIpVersion: 'IPv4' | 'IPv6';
+    window: number;
+    personalWindow: number;
+    acceleratedRing: boolean;
+    acceleratedWindow: number;
+    wideAreaNetwork: boolean;
+    excludeSegAddrsFromHash: boolean;
+    ignoreMulticastJoinErrors: boolean;
+    timeouts: MembershipTimeouts;
+  };
+}

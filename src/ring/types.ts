@@ -1,0 +1,85 @@
+/**
+ * The contract between the ordering core (the ring) and the layers above it.
+ *
+ * A ring is a pure state machine in the style of etcd's RawNode: inputs are
+ * `submit` (a local message to order), `receive` (a datagram from another daemon)
+ * and `tick` (time passes; time is only ever an argument). Effects are collected
+ * and handed out by `ready()`. Nothing behind this interface touches a socket,
+ * a timer, Date.now() or Math.random().
+ *
+ * Effect ordering (documented here, relied on by the adapters):
+ *   1. send `packets` first (the token is forwarded before anything is delivered);
+ *   2. then hand `events` to the group layer in array order.
+ * A SAFE message appears in `events` only once every daemon of the current
+ * configuration holds it.
+ */
+
+/** Identifies one daemon membership (a ring): (leader VID, time), §5.2. */
+export interface MembershipId {
+  procId: number;
+  time: number;
+}
+
+export type RingEvent =
+  /** A message in the total order. `payload` is what some daemon passed to `submit`. */
+  | { kind: 'deliver'; seq: number; origin: number; safe: boolean; payload: Uint8Array }
+  /** Transitional configuration: the daemons that move together from the old ring (§7.3). */
+  | { kind: 'transitional'; membId: MembershipId; members: number[] }
+  /** Regular configuration: the new ring, members as VIDs in configuration order. */
+  | { kind: 'regular'; membId: MembershipId; members: number[] };
+
+/** A datagram to send; `to` is a daemon VID or 'all' (every other daemon of the configuration). */
+export interface OutboundPacket {
+  to: number | 'all';
+  bytes: Uint8Array;
+}
+
+export interface RingReady {
+  packets: OutboundPacket[];
+  events: RingEvent[];
+}
+
+/** Membership state names (§11.4), reported by status. */
+export type RingState = 'op' | 'seg' | 'represented' | 'gather' | 'form' | 'evs';
+
+export interface RingStatus {
+  state: RingState;
+  myVid: number;
+  leaderVid: number;
+  membId: MembershipId;
+  members: number[];
+  aru: number;
+  myAru: number;
+  highestSeq: number;
+  packetsSent: number;
+  packetsReceived: number;
+  packetsDelivered: number;
+  retransmissions: number;
+  tokenHurry: number;
+  tokenRounds: number;
+  membershipChanges: number;
+  window: number;
+  personalWindow: number;
+  acceleratedRing: boolean;
+  acceleratedWindow: number;
+}
+
+export interface Ring {
+  readonly myVid: number;
+  /**
+   * Queue a message for total ordering. Returns false, queuing nothing, when the
+   * send queue is at its bound: the caller stops reading clients (back-pressure).
+   */
+  submit(payload: Uint8Array, safe: boolean): boolean;
+  /** A datagram arrived. Malformed or foreign packets are dropped and counted, never thrown. */
+  receive(bytes: Uint8Array, nowMs: number): void;
+  /** Time passes: fire every deadline that is due. */
+  tick(nowMs: number): void;
+  /** Take the pending effects (see the ordering rules above). */
+  ready(): RingReady;
+  /** Earliest time at which `tick` must be called, or null when nothing is scheduled. */
+  nextDeadlineMs(): number | null;
+  /** Messages submitted here and not yet ordered (drives the client read water mark). */
+  pendingCount(): number;
+  status(): RingStatus;
+}
