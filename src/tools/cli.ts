@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+/**
+ * `tspread` command line: one program, one subcommand per tool Spread users know
+ * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
+ * tspread's own (check, dashboard). Each subcommand lives in its own module.
+ */
+import { Command } from 'commander';
+import { daemonCommand } from './daemon-command.js';
+import { userCommand } from './user.js';
+import { flooderCommand } from './flooder.js';
+import { managementCommands } from '../management/commands.js';
+
+const program = new Command('tspread')
+  .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
+  .version('0.1.0');
+
+program.addCommand(daemonCommand());
+program.addCommand(userCommand());
+program.addCommand(flooderCommand());
+for (const command of managementCommands()) program.addCommand(command);
+
+await program.parseAsync(process.argv);
