@@ -52,6 +52,8 @@ export interface SpreadConfig {
   daemons: DaemonSpec[];
   /** One-at-a-time hash of the canonical text (§8.6). */
   hash: number;
+  /** Things Spread would only log while parsing (e.g. a daemon name ending in ';'); empty when none. */
+  warnings?: string[];
   params: {
     debugFlags: string[];
     eventPriority: 'pDEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL' | 'FATAL';
@@ -69,6 +71,10 @@ export interface SpreadConfig {
     maxSessionMessages: number;
     /** tspread extension: byte bound on a session's queued output (slow-reader cut). */
     maxSessionBytes: number;
+    /** tspread extension: largest 32·groups + data a tspread client may send (Spread's buffer holds 143152). */
+    maxMessageBytes: number;
+    /** tspread extension: largest UDP datagram the ring sends (Spread: 1472). */
+    datagramBytes: number;
     activeIpVersion: 'IPv4' | 'IPv6';
     window: number;
     personalWindow: number;
