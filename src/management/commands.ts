@@ -1,6 +1,11 @@
-// Placeholder until the management engineer lands monitor, check and dashboard.
+/**
+ * The management subcommands of `tspread`: monitor (spmonitor), check (Nagios plugin) and
+ * dashboard (live web page over a whole ring). The daemon-side pieces (monitor responder,
+ * HTTP status/metrics server) are in monitor-protocol.ts and http.ts.
+ */
 import type { Command } from 'commander';
+import { checkCommand } from './check.js';
 
 export function managementCommands(): Command[] {
-  return [];
+  return [checkCommand()];
 }
