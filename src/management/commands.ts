@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { checkCommand } from './check.js';
+import { dashboardCommand } from './dashboard.js';
 
 export function managementCommands(): Command[] {
-  return [checkCommand()];
+  return [checkCommand(), dashboardCommand()];
 }
