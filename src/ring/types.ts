@@ -64,6 +64,18 @@ export interface RingStatus {
   acceleratedWindow: number;
 }
 
+/** What a ring saw that did not fit normal operation (optional; TotemRing provides it). */
+export interface RingDiagnostics {
+  /** Daemons whose packets are refused, with the reason (e.g. a different configuration hash). */
+  refused: { vid: number; reason: string }[];
+  /** Members heard from (HELLO) since start. */
+  heard: number[];
+  /** Recent notable events, oldest first, bounded. */
+  log: { atMs: number; text: string }[];
+  /** Dropped-packet and protocol counters by name. */
+  counters: Record<string, number>;
+}
+
 export interface Ring {
   readonly myVid: number;
   /**
@@ -82,4 +94,6 @@ export interface Ring {
   /** Messages submitted here and not yet ordered (drives the client read water mark). */
   pendingCount(): number;
   status(): RingStatus;
+  /** Refusals, recent log lines and counters, for status tools and logs. */
+  diagnostics?(): RingDiagnostics;
 }

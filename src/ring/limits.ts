@@ -1,0 +1,66 @@
+/**
+ * Named bounds of the ring (TigerStyle: "put a limit on everything").
+ * Units are last in names. Relations between bounds are asserted at the bottom,
+ * so a bad edit fails at import time instead of in production.
+ */
+
+/** Default UDP payload: a 1500-byte Ethernet MTU minus IPv4 (20) and UDP (8) headers. */
+export const DATAGRAM_BYTES_DEFAULT = 1472;
+/** Smallest datagram we accept as a configuration: header plus a useful body. */
+export const DATAGRAM_BYTES_MIN = 256;
+/** Largest UDP payload over IPv4. */
+export const DATAGRAM_BYTES_MAX = 65_507;
+
+/**
+ * Largest message the ring carries. Spread's client limit is 143 152 bytes (§6.2);
+ * the ring itself allows more (the group layer sends state-exchange messages),
+ * but bounds reassembly memory per origin.
+ */
+export const MESSAGE_BYTES_MAX = 4 * 1024 * 1024;
+
+/** Receive-buffer slots (a power of two, so `seq & mask` survives wrap-around). Spread: 8192. */
+export const PACKET_SLOTS = 8192;
+/** No new packets while highest seq exceeds the ring aru by this much (Spread's gap rule, §11.2). */
+export const SEQ_GAP_MAX = 1600;
+
+/** Flow-control defaults (§11.6). */
+export const WINDOW_DEFAULT = 160;
+export const PERSONAL_WINDOW_DEFAULT = 20;
+export const ACCELERATED_WINDOW_DEFAULT = 15;
+/** Upper bound on Window so one rotation can never overrun the receive buffer. */
+export const WINDOW_MAX = 1024;
+
+/** Retransmission requests carried on one token; more wait for the next visit. */
+export const RTR_ITEMS_MAX = 256;
+
+/** Default send-queue bounds: submit() returns false beyond these (back-pressure, §6.4). */
+export const SEND_QUEUE_MESSAGES_DEFAULT = 1000;
+export const SEND_QUEUE_BYTES_DEFAULT = 8 * 1024 * 1024;
+
+/** Membership timeouts (LAN defaults of §8.5). */
+export const TOKEN_TIMEOUT_MS_DEFAULT = 1250;
+export const HURRY_TIMEOUT_MS_DEFAULT = 500;
+/** Period of start-up HELLO probes (Spread's JoinTimeout). */
+export const HELLO_INTERVAL_MS_DEFAULT = 250;
+
+/**
+ * Consecutive quiet token visits at the leader before it holds the token.
+ * Three, so that every daemon has seen aru == seq on two successive visits and
+ * has therefore delivered every SAFE message before the ring falls silent.
+ */
+export const QUIET_VISITS_BEFORE_HOLD = 3;
+
+/** Bounded diagnostics log kept by each ring. */
+export const DIAGNOSTIC_LOG_ENTRIES_MAX = 64;
+
+/** Most daemons in one configuration (§6.1). */
+export const MEMBERS_MAX = 128;
+
+function assertRelation(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`ring limits: ${what}`);
+}
+assertRelation((PACKET_SLOTS & (PACKET_SLOTS - 1)) === 0, 'PACKET_SLOTS must be a power of two');
+assertRelation(SEQ_GAP_MAX + WINDOW_MAX < PACKET_SLOTS, 'gap plus one window must fit the receive buffer');
+assertRelation(DATAGRAM_BYTES_MIN <= DATAGRAM_BYTES_DEFAULT && DATAGRAM_BYTES_DEFAULT <= DATAGRAM_BYTES_MAX, 'datagram bounds');
+assertRelation(PERSONAL_WINDOW_DEFAULT <= WINDOW_DEFAULT, 'personal window within window');
+assertRelation(ACCELERATED_WINDOW_DEFAULT <= PERSONAL_WINDOW_DEFAULT, 'accelerated window within personal window');
