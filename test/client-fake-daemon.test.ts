@@ -550,4 +550,15 @@ describe('stream handling', () => {
     connection.write(Buffer.concat([hex('90 00 00 00'), Buffer.alloc(44)])); // mixed endian marker
     expect(await session.closed()).toMatchObject({ name: 'IllegalMessageError', code: ErrorCode.ILLEGAL_MESSAGE });
   });
+  it('closes the session with ILLEGAL_MESSAGE on a truncated membership body, after earlier messages', async () => {
+    const { session, connection, messages } = await open('alice');
+    const body = regularBody([1, 2, 3], [['#bob#localhost']], 0).subarray(0, 40); // vs set cut short
+    connection.write(Buffer.concat([
+      observed.data,
+      daemonMessage({ type: 0x1100, sender: 'g', groups: ['#bob#localhost'], hint: hex('80 00 00 80'), data: body }),
+    ]));
+    expect(await next(messages)).toMatchObject({ kind: 'data' });
+    expect((await messages.next()).done).toBe(true);
+    expect(await session.closed()).toMatchObject({ code: ErrorCode.ILLEGAL_MESSAGE });
+  });
 });

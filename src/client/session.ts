@@ -25,7 +25,7 @@ import {
   ServiceType,
 } from '../protocol/constants.js';
 import { Framer } from '../protocol/framer.js';
-import { encodeHint, ProtocolError } from '../protocol/header.js';
+import { encodeHint } from '../protocol/header.js';
 import type { LibraryVersion } from '../protocol/handshake.js';
 import { encodeControlRequest, encodeMessage } from '../protocol/message.js';
 import { isLegalGroupName } from '../protocol/names.js';
@@ -214,6 +214,11 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
     return this.#closedPromise;
   }
 
+  /** Received messages waiting for the consumer (at most about queueMax plus one socket read). */
+  get pendingMessages(): number {
+    return this.#queue.length - this.#queueHead;
+  }
+
   /** True once the socket has closed. */
   get isClosed(): boolean {
     return this.#closed;
@@ -265,19 +270,19 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
 
   #onData(chunk: Buffer): void {
     if (this.#state !== 'open') return;
-    let frames;
+    const messages: Message[] = [];
     try {
-      frames = this.#framer.push(chunk);
+      for (const frame of this.#framer.push(chunk)) {
+        const message = decodeMessage(frame, this.privateGroup);
+        if (message !== null) messages.push(message);
+      }
     } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      this.#fail(spreadError(ErrorCode.ILLEGAL_MESSAGE, error.message, error));
+      // Any decoding failure (ProtocolError, or a RangeError from a short field) means a corrupt stream.
+      // Deliver what was whole before the bad message, then end the session.
+      this.#fail(spreadError(ErrorCode.ILLEGAL_MESSAGE, error instanceof Error ? error.message : String(error), error));
       this.#socket.destroy();
-      return;
     }
-    for (const frame of frames) {
-      const message = decodeMessage(frame, this.privateGroup);
-      if (message !== null) this.#deliver(message);
-    }
+    for (const message of messages) this.#deliver(message);
   }
 
   #hasListeners(): boolean {
