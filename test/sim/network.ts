@@ -129,7 +129,11 @@ export class Simulator {
   private readonly wireOpen = new Map<number, number[]>();
   readonly wire: WireLog = { messageSeqs: [] };
 
-  constructor(seed: number, nodeCount: number, faults: FaultOptions, nodeOptions: SimNodeOptions, startSpreadMs = 0) {
+  private readonly overrides: Partial<TotemOptions>[];
+
+  /** `overrides[i]` replaces options of node i only (e.g. a different configuration hash). */
+  constructor(seed: number, nodeCount: number, faults: FaultOptions, nodeOptions: SimNodeOptions, startSpreadMs = 0, overrides: Partial<TotemOptions>[] = []) {
+    this.overrides = overrides;
     this.prng = new Prng(seed);
     this.faults = faults;
     this.nodeOptions = nodeOptions;
@@ -176,7 +180,7 @@ export class Simulator {
   private step(): void {
     for (const node of this.nodes) {
       if (node.ring === null && node.startAtMs <= this.nowMs) {
-        node.ring = new TotemRing({ ...this.nodeOptions, myVid: node.vid, members: this.vids, nowMs: this.nowMs });
+        node.ring = new TotemRing({ ...this.nodeOptions, ...this.overrides[node.index], myVid: node.vid, members: this.vids, nowMs: this.nowMs });
         this.drain(node);
         return;
       }

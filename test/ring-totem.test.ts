@@ -1,0 +1,139 @@
+/** TotemRing behaviours one at a time: start-up, refusal, single member, back-pressure, idle hold and wake-up. */
+import { describe, expect, it } from 'vitest';
+import { MESSAGE_BYTES_MAX } from '../src/ring/limits.js';
+import { encodeHello } from '../src/ring/packet.js';
+import { TotemRing } from '../src/ring/totem.js';
+import type { RingEvent } from '../src/ring/types.js';
+import { Checker } from './sim/checker.js';
+import { type FaultOptions, Simulator } from './sim/network.js';
+
+const clean: FaultOptions = { loss: 0, duplicate: 0, delayMs: 0.1, jitterMs: 0 };
+const HASH = 0xabcdef01;
+
+function delivered(events: { event: RingEvent }[]): number {
+  return events.filter((e) => e.event.kind === 'deliver').length;
+}
+
+describe('single member', () => {
+  it('orders at once, without packets or timers', () => {
+    const ring = new TotemRing({ myVid: 5, members: [5], configHash: HASH, nowMs: 12_345 });
+    expect(ring.submit(new Uint8Array([1]), false)).toBe(true);
+    expect(ring.submit(new Uint8Array([2]), true)).toBe(true);
+    const ready = ring.ready();
+    expect(ready.packets).toEqual([]);
+    expect(ready.events).toEqual([
+      { kind: 'regular', membId: { procId: 5, time: 12 }, members: [5] },
+      { kind: 'deliver', seq: 1, origin: 5, safe: false, payload: new Uint8Array([1]) },
+      { kind: 'deliver', seq: 2, origin: 5, safe: true, payload: new Uint8Array([2]) },
+    ]);
+    expect(ring.nextDeadlineMs()).toBeNull();
+    expect(ring.pendingCount()).toBe(0);
+    expect(ring.status()).toMatchObject({ state: 'op', leaderVid: 5, members: [5], aru: 2, highestSeq: 2 });
+  });
+
+  it('refuses an oversized message as a programming error', () => {
+    const ring = new TotemRing({ myVid: 5, members: [5], configHash: HASH, nowMs: 0 });
+    expect(() => ring.submit(new Uint8Array(MESSAGE_BYTES_MAX + 1), false)).toThrow(RangeError);
+  });
+});
+
+describe('start-up', () => {
+  it('forms once the leader heard every member: one regular event everywhere, same id', () => {
+    const sim = new Simulator(1, 3, clean, { configHash: HASH }, 700);
+    sim.nowMs = 5_000; // membership id time comes from the leader's clock
+    sim.nodes.forEach((n) => (n.startAtMs += 5_000));
+    sim.run(10_000);
+    for (const node of sim.nodes) {
+      expect(node.events.map((e) => e.event)).toEqual([{ kind: 'regular', membId: { procId: sim.vids[0], time: 5 }, members: sim.vids }]);
+      expect(node.ring!.status().state).toBe('op');
+    }
+  });
+
+  it('refuses a daemon with another configuration hash and says why', () => {
+    const sim = new Simulator(2, 3, clean, { configHash: HASH }, 0, [{}, {}, { configHash: 0x1111 }]);
+    sim.run(3_000);
+    const leader = sim.nodes[0].ring!;
+    expect(leader.status().state).toBe('gather');
+    const d = leader.diagnostics();
+    expect(d.refused).toEqual([{ vid: sim.vids[2], reason: `configuration hash ${0x1111} differs from ours (${HASH})` }]);
+    expect(d.counters.foreignHash).toBeGreaterThan(0);
+    expect(d.log.some((l) => l.text.includes('refusing daemon'))).toBe(true);
+    expect(sim.nodes.every((n) => n.events.length === 0)).toBe(true);
+  });
+
+  it('queues messages submitted before the ring exists', () => {
+    const sim = new Simulator(3, 3, clean, { configHash: HASH }, 300);
+    const checker = new Checker(sim);
+    sim.run(0);
+    checker.submit(0, new Uint8Array([9, 9]), false);
+    expect(sim.run(5_000, () => checker.complete())).toBe(true);
+  });
+});
+
+describe('robustness', () => {
+  it('counts malformed, foreign and unknown-sender datagrams without throwing', () => {
+    const ring = new TotemRing({ myVid: 2, members: [1, 2, 3], configHash: HASH, nowMs: 0 });
+    ring.receive(new Uint8Array([1, 2, 3]), 1);
+    ring.receive(encodeHello({ sender: 99, membId: { procId: 0, time: 0 }, configHash: HASH }), 2);
+    ring.receive(encodeHello({ sender: 2, membId: { procId: 0, time: 0 }, configHash: HASH }), 3);
+    const c = ring.diagnostics().counters;
+    expect(c.malformed).toBe(1);
+    expect(c.unknownSender).toBe(2);
+  });
+
+  it('rejects impossible options', () => {
+    expect(() => new TotemRing({ myVid: 4, members: [1, 2], configHash: 0, nowMs: 0 })).toThrow(/not a member/);
+    expect(() => new TotemRing({ myVid: 1, members: [1, 1], configHash: 0, nowMs: 0 })).toThrow(/distinct/);
+    expect(() => new TotemRing({ myVid: 1, members: [1, 2], configHash: 0, nowMs: 0, personalWindow: 50, window: 10 })).toThrow(/personal window/);
+  });
+});
+
+describe('back-pressure', () => {
+  it('submit returns false at the message bound and accepts again once ordered', () => {
+    const sim = new Simulator(4, 3, clean, { configHash: HASH, sendQueueMessagesMax: 3 });
+    sim.run(2_000);
+    const ring = sim.nodes[1].ring!;
+    const accepted = [1, 2, 3, 4].map((i) => ring.submit(new Uint8Array([i]), false));
+    expect(accepted).toEqual([true, true, true, false]);
+    expect(ring.pendingCount()).toBe(3);
+    sim.run(4_000);
+    expect(ring.pendingCount()).toBe(0);
+    expect(ring.submit(new Uint8Array([4]), false)).toBe(true);
+  });
+
+  it('the byte bound refuses a message that would overflow a non-empty queue, but never an empty one', () => {
+    const ring = new TotemRing({ myVid: 1, members: [1, 2], configHash: HASH, nowMs: 0, sendQueueBytesMax: 1000 });
+    expect(ring.submit(new Uint8Array(5000), false)).toBe(true);
+    expect(ring.submit(new Uint8Array(1), false)).toBe(false);
+  });
+});
+
+describe('idle ring', () => {
+  it('falls silent with no timers, and a HURRY from a non-leader wakes it', () => {
+    const sim = new Simulator(5, 4, clean, { configHash: HASH });
+    const checker = new Checker(sim);
+    sim.run(1_000);
+    checker.submit(2, new Uint8Array(3000), true);
+    expect(sim.run(2_000, () => checker.complete())).toBe(true);
+    sim.run(4_000);
+    expect(sim.nowMs - sim.lastDatagramAtMs).toBeGreaterThan(1_500);
+    expect(sim.nodes.map((n) => n.ring!.nextDeadlineMs())).toEqual([null, null, null, null]);
+    expect(sim.nodes[0].ring!.diagnostics().counters.tokenHolds).toBeGreaterThan(0);
+    const sent = sim.datagramsSent;
+    checker.submit(3, new Uint8Array([1, 2, 3]), false);
+    expect(sim.run(4_100, () => checker.complete())).toBe(true);
+    expect(sim.nodes[3].ring!.diagnostics().counters.hurrySent).toBe(1);
+    expect(delivered(sim.nodes[1].events)).toBe(2);
+    sim.run(8_000);
+    expect(sim.datagramsSent - sent).toBeLessThan(40);
+  });
+
+  it('the leader releases a held token for its own messages', () => {
+    const sim = new Simulator(6, 3, clean, { configHash: HASH });
+    const checker = new Checker(sim);
+    sim.run(3_000);
+    expect(sim.nodes[0].ring!.nextDeadlineMs()).toBeNull();
+    checker.submit(0, new Uint8Array([7]), false);
+    expect(sim.run(3_010, () => checker.complete())).toBe(true);
+  });
+});
