@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { checkCommand } from './check.js';
 import { dashboardCommand } from './dashboard.js';
+import { monitorCommand } from './monitor.js';
 
 export function managementCommands(): Command[] {
-  return [checkCommand(), dashboardCommand()];
+  return [monitorCommand(), checkCommand(), dashboardCommand()];
 }

@@ -1,0 +1,335 @@
+/**
+ * The daemon's I/O adapter: client listeners (TCP on the segment port, Unix socket
+ * `<dir>/<port>`, §1.2), per-session output queues, input throttling, timers. All
+ * protocol decisions are DaemonNode's; this file only moves bytes and time.
+ *
+ * Batching: socket events only feed the node; one `drive()` per event-loop turn
+ * (setImmediate) takes the node's effects and writes them with every touched socket
+ * corked, so the kernel sees one writev per session per turn.
+ *
+ * Back-pressure:
+ *   - §6.4: while node.inputThrottled() (≥ 500 messages waiting for the ring) every open
+ *     session's socket is paused, so senders stall through TCP.
+ *   - tspread: also while some session's output is backlogged (session-output.ts) AND that
+ *     session is still reading (its socket drained within `slowReaderStallMs`). So a
+ *     client that keeps reading is never cut just for being slower than the senders: they
+ *     wait for it. A session that stops reading stops holding the others back after
+ *     `slowReaderStallMs`; traffic then fills its queue and Spread's rule cuts it at
+ *     MaxSessionMessages (or MaxSessionBytes), with a log line saying why.
+ */
+import { chmodSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import type { OutboundPacket } from '../ring/types.js';
+import type { PeerAddress } from './access-ip.js';
+import type { CloseReason, DaemonNode, NodeLogger } from './node.js';
+import { SessionOutput } from './session-output.js';
+
+/** Spread's listen backlogs (§1.2). */
+const TCP_BACKLOG = 25;
+const UNIX_BACKLOG = 5;
+/** How long a rejected connection may take to read its reject byte before it is destroyed. */
+const LINGER_MS = 2000;
+const STALL_CHECK_INTERVAL_MS = 250;
+/**
+ * Input bytes after which the effects are taken at once instead of at the end of the turn:
+ * libuv reads up to 32 × 64 KiB per socket per turn, and backlog must be seen (and senders
+ * paused) before that much is turned into deliveries.
+ */
+const DRIVE_EVERY_BYTES = 64 * 1024;
+export const SLOW_READER_STALL_MS_DEFAULT = 2000;
+
+export interface PacketTransport {
+  send(packet: OutboundPacket): void;
+}
+
+export interface DaemonServerOptions {
+  node: DaemonNode;
+  port: number;
+  /** TCP bind addresses; empty = no TCP listener. */
+  tcpHosts: string[];
+  /** Unix-domain socket path, or null for none. */
+  unixPath: string | null;
+  maxSessionMessages: number;
+  maxSessionBytes: number;
+  slowReaderStallMs?: number;
+  logger: NodeLogger;
+  transport?: PacketTransport;
+  now?: () => number;
+}
+
+interface Connection {
+  id: number;
+  socket: net.Socket;
+  output: SessionOutput;
+  corked: boolean;
+  closing: boolean;
+  paused: boolean;
+}
+
+export class DaemonServer {
+  private readonly options: DaemonServerOptions;
+  private readonly node: DaemonNode;
+  private readonly now: () => number;
+  private readonly stallMs: number;
+  private readonly connections = new Map<number, Connection>();
+  private readonly backlogged = new Set<Connection>();
+  private readonly listeners: net.Server[] = [];
+  private nextId = 1;
+  private scheduled = false;
+  private throttled = false;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineAtMs: number | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private unixBound = false;
+  private stopped = false;
+  private corked: Connection[] = [];
+  private bytesSinceDrive = 0;
+
+  constructor(options: DaemonServerOptions) {
+    this.options = options;
+    this.node = options.node;
+    this.now = options.now ?? Date.now;
+    this.stallMs = options.slowReaderStallMs ?? SLOW_READER_STALL_MS_DEFAULT;
+  }
+
+  async start(): Promise<void> {
+    for (const host of this.options.tcpHosts) {
+      const server = net.createServer((socket) => this.onConnection(socket, false));
+      await listen(server, { host, port: this.options.port, backlog: TCP_BACKLOG });
+      this.listeners.push(server);
+    }
+    const unixPath = this.options.unixPath;
+    if (unixPath !== null) {
+      removeSocketFile(unixPath);
+      const server = net.createServer((socket) => this.onConnection(socket, true));
+      await listen(server, { path: unixPath, backlog: UNIX_BACKLOG });
+      this.unixBound = true;
+      chmodSync(unixPath, 0o666);
+      this.listeners.push(server);
+    }
+    this.schedule();
+  }
+
+  /** Port of the first TCP listener (useful with port 0). */
+  tcpPort(): number | null {
+    for (const server of this.listeners) {
+      const address = server.address();
+      if (address !== null && typeof address === 'object') return address.port;
+    }
+    return null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    const closing = this.listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    for (const connection of this.connections.values()) connection.socket.destroy();
+    this.connections.clear();
+    await Promise.all(closing);
+    if (this.unixBound && this.options.unixPath !== null) removeSocketFile(this.options.unixPath);
+    this.unixBound = false;
+  }
+
+  /** A datagram from another daemon (wired by the UDP adapter). */
+  ringPacket(bytes: Uint8Array): void {
+    this.node.ringPacket(bytes, this.now());
+    this.schedule();
+  }
+
+  // ---- connections ---------------------------------------------------------------------
+
+  private onConnection(socket: net.Socket, unix: boolean): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    const id = this.nextId++;
+    if (!unix) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true);
+    }
+    const connection: Connection = {
+      id,
+      socket,
+      output: new SessionOutput(socket, {
+        messagesMax: this.options.maxSessionMessages,
+        bytesMax: this.options.maxSessionBytes,
+      }),
+      corked: false,
+      closing: false,
+      paused: false,
+    };
+    this.connections.set(id, connection);
+    const peer: PeerAddress = unix ? { kind: 'unix' } : { kind: 'tcp', address: socket.remoteAddress ?? '' };
+    socket.on('data', (chunk: Buffer) => {
+      if (connection.closing) return;
+      this.node.sessionData(id, chunk);
+      this.bytesSinceDrive += chunk.length;
+      if (this.bytesSinceDrive >= DRIVE_EVERY_BYTES) this.drive();
+      else this.schedule();
+      if (this.throttled && !connection.paused && this.node.isOpen(id)) this.pause(connection);
+    });
+    socket.on('drain', () => {
+      if (connection.closing) return;
+      socket.cork();
+      connection.output.drained(this.now());
+      socket.uncork();
+      if (!connection.output.backlogged && this.backlogged.delete(connection)) this.updateThrottle();
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      this.options.logger.debug({ session: id, code: error.code }, 'session socket error');
+    });
+    socket.on('close', (hadError: boolean) => {
+      this.connections.delete(id);
+      this.backlogged.delete(connection);
+      connection.closing = true;
+      this.node.sessionEnded(id, hadError ? 'error' : 'eof');
+      this.schedule();
+    });
+    this.node.sessionAccepted(id, peer, this.now());
+    this.schedule();
+  }
+
+  // ---- the drive loop ----------------------------------------------------------------------
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => this.drive());
+  }
+
+  private drive(): void {
+    this.scheduled = false;
+    this.bytesSinceDrive = 0;
+    if (this.stopped) return;
+    const nowMs = this.now();
+    const ready = this.node.ready();
+    const transport = this.options.transport;
+    if (transport) for (const packet of ready.packets) transport.send(packet);
+    for (const write of ready.writes) {
+      const sessions = write.sessions;
+      for (let i = 0; i < sessions.length; i++) {
+        const connection = this.connections.get(sessions[i]);
+        if (connection === undefined || connection.closing) continue;
+        if (!connection.corked) {
+          connection.corked = true;
+          connection.socket.cork();
+          this.corked.push(connection);
+        }
+        const cut = connection.output.enqueue(write.bytes, nowMs);
+        if (cut !== null) this.cutSlowReader(connection, cut);
+        else if (connection.output.backlogged && !this.backlogged.has(connection)) this.backlogged.add(connection);
+      }
+    }
+    for (const close of ready.closes) this.close(close.session, close.reason);
+    for (const connection of this.corked) {
+      connection.corked = false;
+      connection.socket.uncork();
+    }
+    this.corked = [];
+    this.updateThrottle();
+    this.armDeadline();
+  }
+
+  private close(id: number, reason: CloseReason): void {
+    const connection = this.connections.get(id);
+    if (!connection || connection.closing) return;
+    connection.closing = true;
+    connection.output.discard();
+    this.backlogged.delete(connection);
+    const socket = connection.socket;
+    if (reason === 'quota' || reason === 'handshake-rejected') {
+      // Flush the reject byte, then close; never wait long on a peer that does not read.
+      if (connection.corked) {
+        connection.corked = false;
+        socket.uncork();
+      }
+      socket.end();
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    } else {
+      socket.destroy();
+    }
+  }
+
+  private cutSlowReader(connection: Connection, why: string): void {
+    const name = this.node.sessionName(connection.id);
+    this.options.logger.warn({ session: connection.id, name, why }, 'cutting slow reader');
+    connection.closing = true;
+    connection.output.discard();
+    this.backlogged.delete(connection);
+    connection.socket.destroy();
+    this.node.sessionEnded(connection.id, 'slow', why);
+    this.schedule();
+  }
+
+  // ---- throttling and timers -------------------------------------------------------------
+
+  private updateThrottle(): void {
+    const nowMs = this.now();
+    let holding = false;
+    for (const connection of this.backlogged) {
+      if (!connection.output.backlogged) this.backlogged.delete(connection);
+      else if (!connection.output.stalled(nowMs, this.stallMs)) holding = true;
+    }
+    const throttle = this.node.inputThrottled() || holding;
+    if (this.backlogged.size > 0 && this.stallTimer === null) {
+      this.stallTimer = setInterval(() => this.updateThrottle(), STALL_CHECK_INTERVAL_MS);
+    } else if (this.backlogged.size === 0 && this.stallTimer !== null) {
+      clearInterval(this.stallTimer);
+      this.stallTimer = null;
+    }
+    if (throttle === this.throttled) return;
+    this.throttled = throttle;
+    for (const connection of this.connections.values()) {
+      if (throttle && !connection.paused && this.node.isOpen(connection.id)) this.pause(connection);
+      else if (!throttle && connection.paused) {
+        connection.paused = false;
+        connection.socket.resume();
+      }
+    }
+  }
+
+  private pause(connection: Connection): void {
+    connection.paused = true;
+    connection.socket.pause();
+  }
+
+  private armDeadline(): void {
+    const deadline = this.node.nextDeadlineMs();
+    if (deadline === this.deadlineAtMs) return;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    this.deadlineAtMs = deadline;
+    if (deadline === null) return;
+    this.deadlineTimer = setTimeout(
+      () => {
+        this.deadlineTimer = null;
+        this.deadlineAtMs = null;
+        this.node.tick(this.now());
+        this.schedule();
+      },
+      Math.max(0, deadline - this.now()),
+    );
+  }
+}
+
+function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen(options, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function removeSocketFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Start a real `tspread daemon` process for tests (built output: `npm test` builds first).
+ *
+ *   const daemon = await startDaemon({ port: 24810 });
+ *   ... connect to `${daemon.port}@127.0.0.1` or daemon.unixPath ...
+ *   await daemon.stop();
+ *
+ * Each daemon gets its own temporary Unix-socket directory unless `unixDir` is given, and
+ * its own temporary spread.conf when `config` text is given. `stop()` sends SIGTERM,
+ * waits for the exit (SIGKILL after 5 s) and removes the temporary files.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI_PATH = join(REPO_ROOT, 'dist', 'src', 'tools', 'cli.js');
+
+export interface StartDaemonOptions {
+  port: number;
+  /** Directory for the Unix socket `<dir>/<port>`; default: a fresh temporary directory. */
+  unixDir?: string;
+  /** spread.conf text; written to a temporary file and passed with -c. */
+  config?: string;
+  /** Extra command-line arguments (e.g. ['-n', 'd1', '--log-level', 'debug']). */
+  args?: string[];
+  /** How long to wait for the ready line. */
+  startTimeoutMs?: number;
+}
+
+export interface StartedDaemon {
+  port: number;
+  unixPath: string;
+  process: ChildProcess;
+  /** Everything the daemon printed so far (stdout + stderr). */
+  output(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  stop(): Promise<number | null>;
+}
+
+/** A one-daemon spread.conf for `localhost` on `port`, plus extra parameter lines. */
+export function soloConfig(port: number, extraLines: string[] = []): string {
+  return [`Spread_Segment 127.0.0.255:${port} {`, '\tlocalhost 127.0.0.1', '}', ...extraLines, ''].join('\n');
+}
+
+export async function startDaemon(options: StartDaemonOptions): Promise<StartedDaemon> {
+  const scratch = mkdtempSync(join(tmpdir(), 'tspread-daemon-'));
+  const unixDir = options.unixDir ?? scratch;
+  const args = [CLI_PATH, 'daemon', '-p', String(options.port), '--unix-dir', unixDir];
+  if (options.config !== undefined) {
+    const configPath = join(scratch, 'spread.conf');
+    writeFileSync(configPath, options.config);
+    args.push('-c', configPath);
+  }
+  args.push(...(options.args ?? []));
+  const child = spawn(process.execPath, args, { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (text: string) => (output += text));
+  child.stderr.on('data', (text: string) => (output += text));
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+
+  const cleanup = () => rmSync(scratch, { recursive: true, force: true });
+  try {
+    await new Promise<void>((resolveReady, rejectReady) => {
+      const timer = setTimeout(
+        () => rejectReady(new Error(`daemon on port ${options.port} not ready in time:\n${output}`)),
+        options.startTimeoutMs ?? 10_000,
+      );
+      const onData = () => {
+        if (output.includes('"msg":"daemon ready"')) {
+          clearTimeout(timer);
+          child.stdout.off('data', onData);
+          resolveReady();
+        }
+      };
+      child.stdout.on('data', onData);
+      void exited.then((code) => {
+        clearTimeout(timer);
+        rejectReady(new Error(`daemon on port ${options.port} exited with ${code}:\n${output}`));
+      });
+    });
+  } catch (error) {
+    child.kill('SIGKILL');
+    cleanup();
+    throw error;
+  }
+
+  let stopping: Promise<number | null> | null = null;
+  return {
+    port: options.port,
+    unixPath: join(unixDir, String(options.port)),
+    process: child,
+    output: () => output,
+    stop() {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        const code = await exited;
+        clearTimeout(timer);
+        cleanup();
+        return code;
+      })();
+      return stopping;
+    },
+  };
+}

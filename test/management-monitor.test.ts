@@ -1,0 +1,162 @@
+// `tspread monitor` over UDP (§9) against in-process daemons that answer with the same
+// respondToMonitor a tspread daemon runs, and over HTTP against the management server.
+import dgram from 'node:dgram';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/index.js';
+import type { DaemonSpec, SpreadConfig } from '../src/config/types.js';
+import { respondToMonitor, type MonitorOutcome } from '../src/management/monitor-protocol.js';
+import { UdpMonitor, formatRound, parseFlowControlSpec, parsePartitionSpec, selectDaemons } from '../src/management/monitor.js';
+import { startManagementServer } from '../src/management/http.js';
+import { sampleSnapshot } from './management-fixtures.js';
+
+const run = promisify(execFile);
+const SEGMENT_PORT = 25040;
+const CONFIG_TEXT = `DangerousMonitor = true
+Spread_Segment 127.255.255.255:${SEGMENT_PORT} {
+  d1 127.0.0.1
+  d2 127.0.0.2
+}
+`;
+
+/** A daemon's UDP port P answering monitor packets; records the outcomes. */
+class FakeMonitoredDaemon {
+  readonly outcomes: MonitorOutcome[] = [];
+  private constructor(private readonly socket: dgram.Socket, private readonly replies: dgram.Socket) {}
+
+  static async start(config: SpreadConfig, self: DaemonSpec): Promise<FakeMonitoredDaemon> {
+    const socket = dgram.createSocket('udp4');
+    const replies = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(SEGMENT_PORT, self.address, resolve));
+    await new Promise<void>((resolve) => replies.bind(0, self.address, resolve));
+    const daemon = new FakeMonitoredDaemon(socket, replies);
+    const snapshot = () => {
+      const base = sampleSnapshot({ name: self.name, vid: self.vid, members: config.daemons.map((d) => d.vid) });
+      return { ...base, config: { source: config.source, hash: config.hash, daemons: config.daemons.map(({ name, address, vid }) => ({ name, address, vid })) } };
+    };
+    socket.on('message', (bytes, remote) => {
+      const outcome = respondToMonitor(bytes, remote.address, config, snapshot, { vid: self.vid });
+      daemon.outcomes.push(outcome);
+      if (outcome.kind === 'status') replies.send(outcome.reply, outcome.to.port, outcome.to.address);
+    });
+    return daemon;
+  }
+
+  close(): void {
+    this.socket.close();
+    this.replies.close();
+  }
+}
+
+describe('tspread monitor', () => {
+  let configPath: string;
+  let config: SpreadConfig;
+  let d1: FakeMonitoredDaemon;
+  let d2: FakeMonitoredDaemon;
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tspread-monitor-'));
+    configPath = path.join(dir, 'spread.conf');
+    writeFileSync(configPath, CONFIG_TEXT);
+    config = loadConfig(configPath);
+    d1 = await FakeMonitoredDaemon.start(config, config.daemons[0]);
+    d2 = await FakeMonitoredDaemon.start(config, config.daemons[1]);
+  });
+  afterAll(() => {
+    d1?.close();
+    d2?.close();
+  });
+
+  it('polls every daemon and prints spmonitor\'s status block', async () => {
+    const monitor = await UdpMonitor.open({ configPath, name: 'd1', port: 25041 });
+    try {
+      const { rows } = await monitor.poll(1000);
+      expect(rows.map((row) => [row.name, row.ok])).toEqual([['d1', true], ['d2', true]]);
+      expect(rows[1].status).toMatchObject({ myId: config.daemons[1].vid, state: 1, window: 160, personalWindow: 20, messageDelivered: 47 });
+      const text = formatRound(rows, monitor.config, new Map());
+      expect(text).toContain('Status at d2 V 5.00. 1 (state 1 OP, gstate 1 GOP) after 25 seconds :');
+      expect(text).toContain('Membership  :  2  procs in 1 segments, leader is d1');
+      expect(text).toContain('Sessions :       3\tGroups    :       2\tWindow     :     160');
+      expect(text).toContain('Deliver M:      47\tDeliver Pk:     302\tP/A Window :      20/15');
+
+      monitor.selected = selectDaemons(monitor.config, ['d2']);
+      const only = await monitor.poll(1000);
+      expect(only.rows.map((row) => row.name)).toEqual(['d2']);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  it('sends partition, flow control, terminate and reload as §9.3 packets, twice each', async () => {
+    const monitor = await UdpMonitor.open({ configPath, name: 'd1', port: 25042 });
+    const received = (daemon: FakeMonitoredDaemon) => daemon.outcomes.splice(0).filter((outcome) => outcome.kind !== 'status');
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+    try {
+      received(d1);
+      received(d2);
+      monitor.partition = parsePartitionSpec('d1=1,d2=2', monitor.config);
+      await monitor.sendPartition(true);
+      await settle();
+      expect(received(d1)).toEqual(Array(2).fill({ kind: 'partition', components: [1, 2], myComponent: 1, terminate: false }));
+      expect(received(d2)).toEqual(Array(2).fill({ kind: 'partition', components: [1, 2], myComponent: 2, terminate: false }));
+
+      monitor.flowControl = parseFlowControlSpec('window=200,d2=30/10', monitor.config);
+      await monitor.sendFlowControl();
+      await settle();
+      expect(received(d1)[0]).toEqual({ kind: 'flowControl', window: 200, personalWindow: null, acceleratedWindow: null });
+      expect(received(d2)[0]).toEqual({ kind: 'flowControl', window: 200, personalWindow: 30, acceleratedWindow: 10 });
+
+      await monitor.terminate(selectDaemons(monitor.config, ['d2']));
+      await settle();
+      expect(received(d1)).toEqual([]);
+      expect(received(d2)).toEqual(Array(2).fill({ kind: 'partition', components: [1, -1], myComponent: -1, terminate: true }));
+
+      await monitor.reload();
+      await settle();
+      expect(received(d1)).toEqual([{ kind: 'reload' }, { kind: 'reload' }]);
+      expect(monitor.partition).toEqual([0, 0]);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  it('runs non-interactively from the command line (--once --json)', async () => {
+    const { stdout } = await run(process.execPath, ['dist/src/tools/cli.js', 'monitor', '-c', configPath, '-n', 'd1', '-p', '25043', '--once', '--json']);
+    const round = JSON.parse(stdout) as { daemons: Array<{ name: string; ok: boolean; status: { numSessions: number } }> };
+    expect(round.daemons.map((row) => [row.name, row.ok, row.status.numSessions])).toEqual([['d1', true, 3], ['d2', true, 3]]);
+
+    const text = await run(process.execPath, ['dist/src/tools/cli.js', 'monitor', '-c', configPath, '-n', 'd1', '-p', '25043', '--once', '-d', 'd2']);
+    expect(text.stdout).toContain('Status at d2');
+    expect(text.stdout).not.toContain('Status at d1');
+  });
+
+  it('reads /status over HTTP with --http and shows the ring and groups', async () => {
+    const server = await startManagementServer({ port: 25044, snapshot: () => sampleSnapshot() });
+    try {
+      const { stdout } = await run(process.execPath, ['dist/src/tools/cli.js', 'monitor', '--http', `${server.url}status`, 'http://127.0.0.1:25045/status', '--once']).catch(
+        (error: { stdout: string; code: number }) => {
+          expect(error.code).toBe(1); // the second URL has no daemon
+          return { stdout: error.stdout };
+        },
+      );
+      expect(stdout).toContain('Status at d1');
+      expect(stdout).toContain('members d1 d2');
+      expect(stdout).toMatch(/group chat +members +2 \(local 1\) +messages +42/);
+      expect(stdout).toContain('http://127.0.0.1:25045/status: no status (ECONNREFUSED)');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('parses partition and flow-control specs', () => {
+    expect(parsePartitionSpec('1,2', config)).toEqual([1, 2]);
+    expect(parsePartitionSpec('d2=3', config)).toEqual([0, 3]);
+    expect(() => parsePartitionSpec('d9=1', config)).toThrow(/no daemon 'd9'/);
+    expect(parseFlowControlSpec('window=-1,d1=5', config)).toEqual({ window: null, personalWindows: [5, null], acceleratedWindows: [null, null] });
+    expect(() => parseFlowControlSpec('d1=x', config)).toThrow(/bad window/);
+  });
+});
