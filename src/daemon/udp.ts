@@ -1,0 +1,310 @@
+/**
+ * The ring over real UDP sockets. Two layers, use whichever fits:
+ *
+ * UdpRingLink: sockets only.
+ *   const link = new UdpRingLink({ config, myVid });
+ *   link.onDatagram((bytes, nowMs) => ring.receive(bytes, nowMs));   // or DaemonNode.ringPacket
+ *   await link.start();               // binds <my address>:<port> (data) and :<port+1> (token)
+ *   link.send(packet);                // an OutboundPacket from ring.ready()
+ *   await link.close();
+ *   link.stats();
+ *
+ * UdpRingTransport: a Ring driven end to end (link + one timer + flush).
+ *   const t = new UdpRingTransport({ config, myVid, ring });
+ *   t.onEvents((events) => ...);      // ring events in order; register before start()
+ *   await t.start();
+ *   t.submit(payload, safe);          // ring.submit + a flush on the next turn; false = back-pressure
+ *   t.flush();                        // send ready().packets, hand out events, re-arm the timer
+ *   await t.close();
+ *
+ * Rules kept here (§11.1): data, HELLO, HURRY and acks go to a daemon's segment
+ * port, tokens to port + 1. By default 'all' is sent as one unicast per other
+ * daemon (works on any network, and lets 127.0.0.1/.2/.3 share a port on one
+ * host); `mode: 'segment'` sends 'all' once to each segment's first address
+ * (broadcast or multicast; untested beyond loopback). A datagram is dropped
+ * unless its source address is the configured address of the VID in its
+ * header. Token datagrams are handled one turn later (setImmediate) so data
+ * read in the same poll phase is processed first: Spread's priority of the
+ * broadcast socket over the token socket (§11.3), approximately.
+ *
+ * The clock is monotonic but wall-anchored (membership ids carry seconds).
+ */
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { SpreadConfig } from '../config/types.js';
+import { PacketType, peekSender, peekType } from '../ring/packet.js';
+import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
+
+/** Kernel socket buffers we ask for (the kernel caps them at net.core.[rw]mem_max). */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface UdpLinkOptions {
+  config: SpreadConfig;
+  myVid: number;
+  /** 'unicast' (default): 'all' = one datagram per other daemon. 'segment': one per segment address. */
+  mode?: 'unicast' | 'segment';
+  clock?: () => number;
+}
+
+export interface UdpLinkStats {
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Dropped: not our header, unknown VID, or source address not the VID's configured one. */
+  droppedSource: number;
+  sendErrors: number;
+}
+
+const wallOffsetMs = Date.now() - performance.now();
+/** Monotonic milliseconds, anchored at the wall clock when this module loaded. */
+export function monotonicWallClock(): number {
+  return wallOffsetMs + performance.now();
+}
+
+export class UdpRingLink {
+  readonly me: Endpoint;
+  private readonly peers = new Map<number, Endpoint>();
+  private readonly allTargets: Endpoint[];
+  private readonly clock: () => number;
+  private readonly family: 'udp4' | 'udp6';
+  private dataSocket: dgram.Socket | null = null;
+  private tokenSocket: dgram.Socket | null = null;
+  private listener: (bytes: Uint8Array, nowMs: number) => void = () => {};
+  private readonly pendingTokens: Uint8Array[] = [];
+  private tokenDrainScheduled = false;
+  private readonly counters: UdpLinkStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, droppedSource: 0, sendErrors: 0 };
+  private lastSendError: Error | null = null;
+
+  constructor(options: UdpLinkOptions) {
+    const { config, myVid } = options;
+    this.clock = options.clock ?? monotonicWallClock;
+    let me: Endpoint | null = null;
+    for (const d of config.daemons) {
+      const endpoint = { address: d.address, port: config.segments[d.segmentIndex].port };
+      if (d.vid === myVid) me = endpoint;
+      else this.peers.set(d.vid, endpoint);
+    }
+    if (me === null) throw new Error(`VID ${myVid} is not a configured daemon`);
+    this.me = me;
+    this.family = isIPv6(me.address) ? 'udp6' : 'udp4';
+    if (options.mode === 'segment') {
+      const mySegment = config.daemons.find((d) => d.vid === myVid)!.segmentIndex;
+      this.allTargets = config.segments.flatMap((segment, index) => {
+        const first = segment.addresses[0];
+        // Our own segment via its broadcast/multicast address; other segments by unicast to each daemon.
+        if (index === mySegment && first !== undefined) return [{ address: first, port: segment.port }];
+        return segment.daemons.filter((d) => d.vid !== myVid).map((d) => ({ address: d.address, port: segment.port }));
+      });
+    } else {
+      this.allTargets = [...this.peers.values()];
+    }
+  }
+
+  onDatagram(listener: (bytes: Uint8Array, nowMs: number) => void): void {
+    this.listener = listener;
+  }
+
+  async start(): Promise<void> {
+    const data = await this.bind(this.me.port, (bytes, from) => this.accept(bytes, from, false));
+    try {
+      this.tokenSocket = await this.bind(this.me.port + 1, (bytes, from) => this.accept(bytes, from, true));
+    } catch (error) {
+      data.close();
+      throw error;
+    }
+    this.dataSocket = data;
+  }
+
+  private bind(port: number, onMessage: (bytes: Buffer, from: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket({ type: this.family, reuseAddr: false });
+      const onError = (error: Error): void => {
+        socket.close();
+        reject(error);
+      };
+      socket.once('error', onError);
+      socket.bind(port, this.me.address, () => {
+        socket.off('error', onError);
+        socket.on('error', (error) => this.sendFailed(error));
+        try {
+          socket.setRecvBufferSize(SOCKET_BUFFER_BYTES);
+          socket.setSendBufferSize(SOCKET_BUFFER_BYTES);
+          socket.setBroadcast(true);
+        } catch {
+          // Best effort: the kernel default still works, only with more loss under bursts.
+        }
+        socket.on('message', onMessage);
+        resolve(socket);
+      });
+    });
+  }
+
+  private accept(bytes: Buffer, from: dgram.RemoteInfo, token: boolean): void {
+    this.counters.datagramsIn++;
+    this.counters.bytesIn += bytes.length;
+    const sender = peekSender(bytes);
+    const expected = sender === null ? undefined : this.peers.get(sender);
+    if (expected === undefined || expected.address !== from.address) {
+      this.counters.droppedSource++;
+      return;
+    }
+    if (!token) {
+      this.listener(bytes, this.clock());
+      return;
+    }
+    this.pendingTokens.push(bytes);
+    if (!this.tokenDrainScheduled) {
+      this.tokenDrainScheduled = true;
+      setImmediate(() => this.drainTokens());
+    }
+  }
+
+  private drainTokens(): void {
+    this.tokenDrainScheduled = false;
+    // Bounded by what arrived before this turn; later arrivals schedule another drain.
+    const count = this.pendingTokens.length;
+    for (let i = 0; i < count && this.dataSocket !== null; i++) this.listener(this.pendingTokens.shift()!, this.clock());
+  }
+
+  send(packet: OutboundPacket): void {
+    const socket = this.dataSocket;
+    if (socket === null) return;
+    const token = peekType(packet.bytes) === PacketType.TOKEN;
+    if (packet.to === 'all') {
+      for (const target of this.allTargets) this.sendTo(socket, packet.bytes, target, token);
+      return;
+    }
+    const target = this.peers.get(packet.to);
+    if (target === undefined) throw new Error(`packet for unknown VID ${packet.to}`);
+    this.sendTo(socket, packet.bytes, target, token);
+  }
+
+  private sendTo(socket: dgram.Socket, bytes: Uint8Array, target: Endpoint, token: boolean): void {
+    this.counters.datagramsOut++;
+    this.counters.bytesOut += bytes.length;
+    socket.send(bytes, token ? target.port + 1 : target.port, target.address, (error) => {
+      if (error) this.sendFailed(error);
+    });
+  }
+
+  private sendFailed(error: Error): void {
+    // UDP is lossy anyway (ENOBUFS, EPERM on a firewalled host): the ring retransmits.
+    this.counters.sendErrors++;
+    this.lastSendError = error;
+  }
+
+  stats(): UdpLinkStats & { lastSendError: string | null } {
+    return { ...this.counters, lastSendError: this.lastSendError?.message ?? null };
+  }
+
+  async close(): Promise<void> {
+    const sockets = [this.dataSocket, this.tokenSocket].filter((s): s is dgram.Socket => s !== null);
+    this.dataSocket = null;
+    this.tokenSocket = null;
+    this.pendingTokens.length = 0;
+    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+export interface UdpTransportOptions extends UdpLinkOptions {
+  ring: Ring;
+}
+
+export class UdpRingTransport {
+  readonly ring: Ring;
+  readonly link: UdpRingLink;
+  private readonly clock: () => number;
+  private callback: ((events: RingEvent[]) => void) | null = null;
+  private undelivered: RingEvent[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private timerAtMs = 0;
+  private immediate: NodeJS.Immediate | null = null;
+  private running = false;
+
+  constructor(options: UdpTransportOptions) {
+    this.ring = options.ring;
+    this.clock = options.clock ?? monotonicWallClock;
+    this.link = new UdpRingLink(options);
+    this.link.onDatagram((bytes, nowMs) => {
+      this.ring.receive(bytes, nowMs);
+      this.flush();
+    });
+  }
+
+  /** Ring events, in order. Events produced before a callback exists are kept for it. */
+  onEvents(callback: (events: RingEvent[]) => void): void {
+    this.callback = callback;
+    if (this.undelivered.length > 0) {
+      const events = this.undelivered;
+      this.undelivered = [];
+      callback(events);
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.link.start();
+    this.running = true;
+    this.ring.tick(this.clock());
+    this.flush();
+  }
+
+  /** Queue a message; false = the ring's send queue is full (stop reading clients). */
+  submit(payload: Uint8Array, safe: boolean): boolean {
+    const accepted = this.ring.submit(payload, safe);
+    // One flush per event-loop turn, however many messages were submitted in it.
+    if (accepted && this.immediate === null && this.running) {
+      this.immediate = setImmediate(() => {
+        this.immediate = null;
+        this.ring.tick(this.clock());
+        this.flush();
+      });
+    }
+    return accepted;
+  }
+
+  /** Send what the ring produced (packets first), hand out its events, re-arm the timer. */
+  flush(): void {
+    if (!this.running) return;
+    const ready = this.ring.ready();
+    for (const packet of ready.packets) this.link.send(packet);
+    if (ready.events.length > 0) {
+      if (this.callback !== null) this.callback(ready.events);
+      else for (const e of ready.events) this.undelivered.push(e);
+    }
+    this.arm();
+  }
+
+  /** One timer at the ring's next deadline; kept when it already fires earlier (cheap per datagram). */
+  private arm(): void {
+    const at = this.ring.nextDeadlineMs();
+    if (at === null) {
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = null;
+      return;
+    }
+    if (this.timer !== null && this.timerAtMs <= at) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const now = this.clock();
+    this.timerAtMs = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.ring.tick(this.clock());
+      this.flush();
+    }, Math.max(0, at - now));
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.timer = null;
+    this.immediate = null;
+    await this.link.close();
+  }
+}

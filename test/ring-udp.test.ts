@@ -1,0 +1,99 @@
+/** The ring over real UDP: three daemons on 127.0.0.1/.2/.3 sharing one port, plus a ring of one. */
+import dgram from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UdpRingTransport } from '../src/daemon/udp.js';
+import { encodeHello } from '../src/ring/packet.js';
+import { createRingFromConfig } from '../src/ring/from-config.js';
+import type { RingEvent } from '../src/ring/types.js';
+import type { SpreadConfig } from '../src/config/types.js';
+import { ringTestConfig } from './sim/config.js';
+
+const PORT = 41_000 + (process.pid % 500) * 4;
+let open: UdpRingTransport[] = [];
+
+afterEach(async () => {
+  await Promise.all(open.map((t) => t.close()));
+  open = [];
+});
+
+function startAll(config: SpreadConfig): { transports: UdpRingTransport[]; events: RingEvent[][] } {
+  const events: RingEvent[][] = config.daemons.map(() => []);
+  const transports = config.daemons.map((me, i) => {
+    const t = new UdpRingTransport({ config, myVid: me.vid, ring: createRingFromConfig(config, me, Date.now()) });
+    t.onEvents((batch) => events[i].push(...batch));
+    open.push(t);
+    return t;
+  });
+  return { transports, events };
+}
+
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function deliveries(events: RingEvent[]): string[] {
+  return events.filter((e) => e.kind === 'deliver').map((e) => (e.kind === 'deliver' ? `${e.origin}:${Buffer.from(e.payload).toString()}:${e.safe}` : ''));
+}
+
+describe('UDP ring', () => {
+  it('three daemons on one host agree on one order', async () => {
+    const config = ringTestConfig(['127.0.0.1', '127.0.0.2', '127.0.0.3'], PORT, { acceleratedRing: true });
+    const { transports, events } = startAll(config);
+    await Promise.all(transports.map((t) => t.start()));
+    await until(() => events.every((e) => e.some((x) => x.kind === 'regular')), 5_000);
+    const sent = 3 * 200;
+    for (let i = 0; i < 200; i++) {
+      transports.forEach((t, n) => expect(t.submit(Buffer.from(`m${n}-${i}-${'x'.repeat(i * 10)}`), i % 7 === 0)).toBe(true));
+    }
+    await until(() => events.every((e) => deliveries(e).length === sent), 10_000);
+    const order = deliveries(events[0]);
+    expect(deliveries(events[1])).toEqual(order);
+    expect(deliveries(events[2])).toEqual(order);
+    for (let n = 0; n < 3; n++) {
+      const mine = order.filter((d) => d.startsWith(`${config.daemons[n].vid}:`)).map((d) => d.split(':')[1].split('-').slice(0, 2).join('-'));
+      expect(mine).toEqual(Array.from({ length: 200 }, (_, i) => `m${n}-${i}`));
+    }
+    const regular = events.map((e) => e.find((x) => x.kind === 'regular'));
+    expect(new Set(regular.map((r) => JSON.stringify(r))).size).toBe(1);
+    // Idle afterwards: the leader parks the token, nobody keeps a timer.
+    await until(() => transports.every((t) => t.ring.nextDeadlineMs() === null), 5_000);
+    const before = transports.map((t) => t.link.stats().datagramsOut);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(transports.map((t) => t.link.stats().datagramsOut)).toEqual(before);
+  });
+
+  it('drops datagrams whose source is not the sender VID address', async () => {
+    const config = ringTestConfig(['127.0.0.1', '127.0.0.2'], PORT);
+    const { transports } = startAll(config);
+    await transports[0].start();
+    const liar = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => liar.bind(0, '127.0.0.9', resolve));
+    const forged = encodeHello({ sender: config.daemons[1].vid, membId: { procId: 0, time: 0 }, configHash: config.hash });
+    await new Promise<void>((resolve) => liar.send(forged, PORT, '127.0.0.1', () => resolve()));
+    await until(() => transports[0].link.stats().droppedSource === 1, 2_000);
+    liar.close();
+    expect(transports[0].ring.status().state).toBe('gather');
+  });
+
+  it('a ring of one delivers through the transport without sockets traffic', async () => {
+    const config = ringTestConfig(['127.0.0.1'], PORT);
+    const { transports, events } = startAll(config);
+    await transports[0].start();
+    transports[0].submit(Buffer.from('solo'), false);
+    await until(() => deliveries(events[0]).length === 1, 2_000);
+    expect(events[0][0].kind).toBe('regular');
+    expect(transports[0].link.stats().datagramsOut).toBe(0);
+  });
+
+  it('reports a port in use as a start error', async () => {
+    const config = ringTestConfig(['127.0.0.1', '127.0.0.2'], PORT);
+    const a = startAll(config).transports[0];
+    await a.start();
+    const b = startAll(config).transports[0];
+    await expect(b.start()).rejects.toThrow(/EADDRINUSE/);
+  });
+});
