@@ -39,10 +39,12 @@ export interface CheckOptions {
   criticalMs: number;
   timeoutSeconds: number;
   service?: Service;
+  /** Directory of the daemon's Unix socket for a port-only name (default /tmp). */
+  unixSocketDir?: string;
   /** Optional /status URL of the same daemon, for counters in the performance data. */
   statusUrl?: string;
   /** Client library connect; injectable for tests. */
-  connect?: (options: { daemon: string; privateName: string; timeoutMs: number }) => Promise<ProbeSession>;
+  connect?: (options: ProbeConnectOptions) => Promise<ProbeSession>;
   fetchStatus?: (url: string) => Promise<DaemonStatusSnapshot>;
 }
 
@@ -59,7 +61,14 @@ const round = (ms: number) => Math.round(ms * 100) / 100;
 
 class CheckFailure extends Error {}
 
-async function defaultConnect(options: { daemon: string; privateName: string; timeoutMs: number }): Promise<ProbeSession> {
+export interface ProbeConnectOptions {
+  daemon: string;
+  privateName: string;
+  timeoutMs: number;
+  unixSocketDir?: string;
+}
+
+async function defaultConnect(options: ProbeConnectOptions): Promise<ProbeSession> {
   const { connect } = await import('../client/index.js');
   return connect({ ...options, membership: true });
 }
@@ -137,7 +146,12 @@ export async function runCheck(options: CheckOptions): Promise<CheckResult> {
   let joinMs: number | undefined;
   let stage = 'connect';
   try {
-    session = await connect({ daemon: options.daemon, privateName: `k${token.slice(0, 9)}`, timeoutMs: options.timeoutSeconds * 1000 });
+    session = await connect({
+      daemon: options.daemon,
+      privateName: `k${token.slice(0, 9)}`,
+      timeoutMs: options.timeoutSeconds * 1000,
+      unixSocketDir: options.unixSocketDir,
+    });
     connectMs = performance.now() - started;
     const probe = session;
     stage = 'join';
@@ -213,13 +227,14 @@ export function checkCommand(): Command {
     .option('-c, --critical <ms>', 'critical threshold for self-delivery latency', parseMs('critical'), CHECK_DEFAULTS.criticalMs)
     .option('-t, --timeout <seconds>', 'give up (CRITICAL) after this long', parseMs('timeout'), CHECK_DEFAULTS.timeoutSeconds)
     .addOption(new Option('--service <service>', 'service of the probe message').choices(['reliable', 'fifo', 'causal', 'agreed', 'safe']).default('agreed'))
+    .option('--unix-dir <dir>', 'directory of the daemon\'s Unix socket when -s is a bare port', '/tmp')
     .option('--status <url>', "the daemon's /status URL: add its counters to the performance data")
     .exitOverride((error) => {
       const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version';
       process.exit(ok ? 0 : CheckStatus.UNKNOWN);
     })
     .configureOutput({ writeErr: (text) => process.stdout.write(`SPREAD UNKNOWN - ${text.replace(/^error: /, '')}`) })
-    .action(async (flags: { daemon: string; warning: number; critical: number; timeout: number; service: Service; status?: string }) => {
+    .action(async (flags: { daemon: string; warning: number; critical: number; timeout: number; service: Service; status?: string; unixDir: string }) => {
       const result = await runCheck({
         daemon: flags.daemon,
         warningMs: flags.warning,
@@ -227,6 +242,7 @@ export function checkCommand(): Command {
         timeoutSeconds: flags.timeout,
         service: flags.service,
         statusUrl: flags.status,
+        unixSocketDir: flags.unixDir,
       });
       process.stdout.write(`${result.line}\n`);
       process.exitCode = result.status;
