@@ -1,6 +1,6 @@
 // The live dashboard end to end in headless Chromium (Debian's chromium + playwright-core):
 // load the page, change the ring, assert the chart and the membership follow; screenshot.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,9 +8,13 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startManagementServer, type ManagementServer } from '../src/management/http.js';
 import { startDashboard } from '../src/management/dashboard.js';
 import { D1_VID, D2_VID, sampleSnapshot } from './management-fixtures.js';
+import { startDaemonProcess, type RunningDaemon } from '../src/daemon/daemon.js';
+import { connect, type Session } from '../src/client/index.js';
+import { soloConfig } from './helpers/daemon.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.resolve('test-results/dashboard.png');
+const SCREENSHOT_FAKE = path.resolve('test-results/dashboard-two-sources.png');
 
 async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
   if (!existsSync(CHROMIUM)) {
@@ -104,9 +108,70 @@ describe('dashboard in headless Chromium', () => {
     await expect.poll(() => ringMembers(page)).toEqual([['d1', 'd2']]);
     await expect.poll(async () => (await page.$$('#daemons tbody tr[data-daemon]')).length).toBe(2);
 
-    mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    expect(existsSync(SCREENSHOT)).toBe(true);
+    mkdirSync(path.dirname(SCREENSHOT_FAKE), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT_FAKE, fullPage: true });
     expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('shows a real daemon\'s groups, membership and message counts as clients send', async () => {
+    const port = 25030;
+    const scratch = mkdtempSync(path.join(tmpdir(), 'tspread-dashboard-'));
+    const configPath = path.join(scratch, 'spread.conf');
+    writeFileSync(configPath, soloConfig(port));
+    const silent = { info() {}, warn() {}, debug() {} };
+    const daemon: RunningDaemon = await startDaemonProcess({ configPath, port, unixDir: scratch, logger: silent });
+    const sessions: Session[] = [];
+    try {
+      const status = await startManagementServer({ port: 25031, snapshot: () => daemon.node.statusSnapshot(Date.now()) });
+      servers.push(status);
+      const dashboard = await startDashboard({ statusUrls: [`${status.url}status`], port: 25032, pollMs: 200 });
+      servers.push(dashboard);
+
+      const page = await browser.context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(dashboard.url);
+      await expect.poll(() => ringMembers(page)).toEqual([['localhost']]);
+
+      // Two clients join 'chat': the group's membership shows up and grows.
+      const alice = await connect({ daemon: `${port}@127.0.0.1`, privateName: 'alice' });
+      sessions.push(alice);
+      alice.join('chat');
+      await expect.poll(() => page.textContent('#groups tr[data-group="chat"]')).toMatch(/^chat10$/);
+      const bob = await connect({ daemon: `${port}@127.0.0.1`, privateName: 'bob' });
+      sessions.push(bob);
+      bob.join('chat');
+      await expect.poll(() => page.textContent('#groups tr[data-group="chat"]')).toMatch(/^chat20$/);
+
+      // Traffic in rounds: the chart's line for 'chat' climbs to the daemon's own count.
+      for (let round = 1; round <= 4; round++) {
+        for (let index = 0; index < 25; index++) alice.multicast('chat', `round ${round} message ${index}`);
+        const expected = round * 25;
+        await expect.poll(() => daemon.node.statusSnapshot(Date.now()).groups.find((group) => group.name === 'chat')?.messages).toBe(expected);
+        await expect.poll(async () => (await chartPoints(page, 'chat')).at(-1)?.y).toBe(expected);
+      }
+      const points = await chartPoints(page, 'chat');
+      expect(points[0].y).toBeLessThan(100);
+      expect(points.at(-1)?.y).toBe(100);
+      const distinct = new Set(points.map((point) => point.y));
+      expect(distinct.size).toBeGreaterThanOrEqual(4);
+      const row = await page.textContent('#daemons tbody tr[data-daemon="localhost"]');
+      expect(row).toContain('OP');
+
+      // Bob leaves: membership drops back to one.
+      bob.leave('chat');
+      await expect.poll(() => page.textContent('#groups tr[data-group="chat"]')).toMatch(/^chat1100$/);
+
+      mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      expect(existsSync(SCREENSHOT)).toBe(true);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await Promise.all(sessions.map((session) => session.disconnect()));
+      await daemon.stop();
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
