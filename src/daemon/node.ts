@@ -70,6 +70,8 @@ export interface DaemonNodeOptions {
   handshakeDeadlineMs?: number;
   /** TCP port, for the status snapshot. */
   port?: number;
+  /** Local members of one group before joins are rejected (§3.6); tests lower it. */
+  groupLocalMembersMax?: number;
   logger?: NodeLogger;
 }
 
@@ -132,6 +134,7 @@ export class DaemonNode {
   private readonly handshakeDeadlineMs: number;
   private readonly bodyBytesMax: number;
   private readonly port: number;
+  private readonly groupLocalMembersMax: number;
   private readonly startedAtMs: number;
   private readonly sessions = new Map<number, Session>();
   private readonly byName = new Map<string, Session>();
@@ -161,6 +164,7 @@ export class DaemonNode {
     this.handshakeDeadlineMs = options.handshakeDeadlineMs ?? HANDSHAKE_DEADLINE_MS_DEFAULT;
     this.port = options.port ?? this.config.segments[this.me.segmentIndex]?.port ?? 4803;
     this.startedAtMs = options.nowMs;
+    this.groupLocalMembersMax = options.groupLocalMembersMax ?? GROUP_LOCAL_MEMBERS_MAX;
     const params = this.config.params as Partial<SpreadConfig['params']>;
     this.bodyBytesMax = Math.max(params.maxMessageBytes ?? MESSAGE_BYTES_MAX, 0);
     const allowed = params.allowedAuthMethods ?? ['NULL'];
@@ -400,7 +404,7 @@ export class DaemonNode {
       this.submit(frame.bytes, (type & ServiceType.SAFE_MESS) !== 0);
     } else if ((type & ServiceType.JOIN_MESS) !== 0) {
       const group = readFixedName(frame.bytes, frame.groupsOffset);
-      if (this.groups.localMemberCount(group) >= GROUP_LOCAL_MEMBERS_MAX && !this.groups.isMember(group, session.privateGroup)) {
+      if (this.groups.localMemberCount(group) >= this.groupLocalMembersMax && !this.groups.isMember(group, session.privateGroup)) {
         this.reject(session, frame);
         return;
       }

@@ -303,6 +303,10 @@ export class GroupLayer {
   // ---- data (§7.2) ---------------------------------------------------------------------
 
   private onData(origin: number, frame: Uint8Array, out: GroupOutput[]): void {
+    if (frame.length < HEADER_BYTES) {
+      this.malformedPayloads += 1;
+      return;
+    }
     const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
     const type = (view.getUint32(0, true) & ~ENDIAN_MARKER) >>> 0;
     const groupCount = view.getInt32(36, true);
