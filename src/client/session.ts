@@ -27,7 +27,8 @@ import {
 import { Framer } from '../protocol/framer.js';
 import { encodeHint } from '../protocol/header.js';
 import type { LibraryVersion } from '../protocol/handshake.js';
-import { encodeControlRequest, encodeMessage } from '../protocol/message.js';
+import { encodeControlRequest, encodedMessageBytes, encodeMessageInto, type MessageFields } from '../protocol/message.js';
+import { OutputBatch } from './output.js';
 import { isLegalGroupName } from '../protocol/names.js';
 import { parseSpreadName, type DaemonAddress } from './address.js';
 import { ConnectionClosedError, spreadError, SpreadError } from './errors.js';
@@ -105,13 +106,13 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
 
   readonly #socket: net.Socket;
   readonly #framer = new Framer(RECEIVE_LIMITS);
+  readonly #output: OutputBatch;
   readonly #queueMax: number;
   #queue: (Message | undefined)[] = [];
   #queueHead = 0;
   #iterators = 0;
   #waiters: (() => void)[] = [];
   #paused = false;
-  #corked = false;
   #state: 'open' | 'disconnected' | 'failed' = 'open';
   #error: Error | undefined;
   #closed = false;
@@ -122,6 +123,7 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
   constructor(socket: net.Socket, privateGroup: string, daemonVersion: LibraryVersion, leftover: Buffer, queueMax: number) {
     super();
     this.#socket = socket;
+    this.#output = new OutputBatch(socket);
     this.privateGroup = privateGroup;
     this.daemonVersion = daemonVersion;
     this.#queueMax = queueMax;
@@ -173,13 +175,13 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
       }
     }
     const type = serviceBit | (options.selfDiscard ? ServiceType.SELF_DISCARD : 0);
-    return this.#write(
-      encodeMessage({ type, sender: this.privateGroup, groups: list, hintRaw: encodeHint(messType), data: payload }),
-    );
+    this.#write({ type, sender: this.privateGroup, groups: list, hintRaw: encodeHint(messType), data: payload });
+    return !this.#output.full;
   }
 
   /** Resolves once the socket's write buffer has drained (at once if it is not full or the session is closed). */
   drained(): Promise<void> {
+    this.#output.flush();
     if (!this.#socket.writableNeedDrain || this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
@@ -199,6 +201,7 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
       this.#queue = [];
       this.#queueHead = 0;
       if (!this.#socket.destroyed) {
+        this.#output.flush();
         this.#socket.write(encodeControlRequest('kill', this.privateGroup, this.privateGroup));
         this.#socket.end();
         // Like SP_disconnect, do not wait for the daemon: close once our bytes are out.
@@ -245,7 +248,9 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
   #control(kind: 'join' | 'leave', group: string): void {
     this.#assertOpen();
     if (!isLegalGroupName(group)) throw spreadError(ErrorCode.ILLEGAL_GROUP, `illegal group name ${JSON.stringify(group)}`);
-    this.#write(encodeControlRequest(kind, this.privateGroup, group));
+    const bytes = encodeControlRequest(kind, this.privateGroup, group);
+    const offset = this.#output.reserve(bytes.length); // first: it may switch buffers
+    this.#output.buffer.set(bytes, offset);
   }
 
   #assertOpen(): void {
@@ -255,17 +260,10 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
     }
   }
 
-  /** Writes, corking the socket until the end of this tick so bursts leave as one writev. */
-  #write(bytes: Uint8Array): boolean {
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.#socket.uncork();
-      });
-    }
-    return this.#socket.write(bytes);
+  /** Encodes a message into the output batch, which goes out as one write at the end of this tick. */
+  #write(fields: MessageFields): void {
+    const offset = this.#output.reserve(encodedMessageBytes(fields));
+    encodeMessageInto(this.#output.buffer, offset, fields);
   }
 
   #onData(chunk: Buffer): void {

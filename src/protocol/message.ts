@@ -20,12 +20,21 @@ export interface MessageFields {
 }
 
 export function encodeMessage(fields: MessageFields, littleEndian = true): Uint8Array {
-  const extra = fields.oldType === undefined ? 0 : 4;
-  const groupsBytes = fields.groups.length * GROUP_NAME_BYTES;
-  const out = Buffer.allocUnsafe(HEADER_BYTES + extra + groupsBytes + fields.data.length);
+  const out = Buffer.allocUnsafe(encodedMessageBytes(fields));
+  encodeMessageInto(out, 0, fields, littleEndian);
+  return out;
+}
+
+/** Bytes encodeMessage() produces for `fields`. */
+export function encodedMessageBytes(fields: MessageFields): number {
+  return HEADER_BYTES + (fields.oldType === undefined ? 0 : 4) + fields.groups.length * GROUP_NAME_BYTES + fields.data.length;
+}
+
+/** encodeMessage() into `target` at `offset` (which must have encodedMessageBytes() room); returns the end offset. */
+export function encodeMessageInto(target: Uint8Array, offset: number, fields: MessageFields, littleEndian = true): number {
   encodeHeaderInto(
-    out,
-    0,
+    target,
+    offset,
     {
       type: fields.type,
       sender: fields.sender,
@@ -35,19 +44,18 @@ export function encodeMessage(fields: MessageFields, littleEndian = true): Uint8
     },
     littleEndian,
   );
-  let offset = HEADER_BYTES;
+  let at = offset + HEADER_BYTES;
   if (fields.oldType !== undefined) {
     const marked = littleEndian ? (fields.oldType | ENDIAN_MARKER) >>> 0 : fields.oldType & ~ENDIAN_MARKER;
-    if (littleEndian) out.writeUInt32LE(marked >>> 0, offset);
-    else out.writeUInt32BE(marked >>> 0, offset);
-    offset += 4;
+    new DataView(target.buffer, target.byteOffset + at, 4).setUint32(0, marked >>> 0, littleEndian);
+    at += 4;
   }
   for (const group of fields.groups) {
-    writeFixedName(out, offset, group);
-    offset += GROUP_NAME_BYTES;
+    writeFixedName(target, at, group);
+    at += GROUP_NAME_BYTES;
   }
-  out.set(fields.data, offset);
-  return out;
+  target.set(fields.data, at);
+  return at + fields.data.length;
 }
 
 /** Reads `count` 32-byte names starting at `offset`. */
