@@ -9,10 +9,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import type { DaemonSpec, SpreadConfig } from '../src/config/types.js';
-import { respondToMonitor, type MonitorOutcome } from '../src/management/monitor-protocol.js';
+import { encodePartitionRequest, isMonitorDatagram, type MonitorOutcome } from '../src/management/monitor-protocol.js';
+import { MonitorEndpoint, RateMeter } from '../src/management/monitor-endpoint.js';
 import { UdpMonitor, formatRound, parseFlowControlSpec, parsePartitionSpec, selectDaemons } from '../src/management/monitor.js';
 import { startManagementServer } from '../src/management/http.js';
-import { sampleSnapshot } from './management-fixtures.js';
+import { sampleConfig, sampleSnapshot } from './management-fixtures.js';
 
 const run = promisify(execFile);
 const SEGMENT_PORT = 25040;
@@ -23,32 +24,39 @@ Spread_Segment 127.255.255.255:${SEGMENT_PORT} {
 }
 `;
 
-/** A daemon's UDP port P answering monitor packets; records the outcomes. */
+/** A daemon's UDP port P handing monitor datagrams to a MonitorEndpoint; records what it applied. */
 class FakeMonitoredDaemon {
-  readonly outcomes: MonitorOutcome[] = [];
-  private constructor(private readonly socket: dgram.Socket, private readonly replies: dgram.Socket) {}
+  private constructor(
+    private readonly socket: dgram.Socket,
+    readonly endpoint: MonitorEndpoint,
+    readonly outcomes: MonitorOutcome[],
+  ) {}
 
   static async start(config: SpreadConfig, self: DaemonSpec): Promise<FakeMonitoredDaemon> {
     const socket = dgram.createSocket('udp4');
-    const replies = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => socket.bind(SEGMENT_PORT, self.address, resolve));
-    await new Promise<void>((resolve) => replies.bind(0, self.address, resolve));
-    const daemon = new FakeMonitoredDaemon(socket, replies);
     const snapshot = () => {
       const base = sampleSnapshot({ name: self.name, vid: self.vid, members: config.daemons.map((d) => d.vid) });
       return { ...base, config: { source: config.source, hash: config.hash, daemons: config.daemons.map(({ name, address, vid }) => ({ name, address, vid })) } };
     };
-    socket.on('message', (bytes, remote) => {
-      const outcome = respondToMonitor(bytes, remote.address, config, snapshot, { vid: self.vid });
-      daemon.outcomes.push(outcome);
-      if (outcome.kind === 'status') replies.send(outcome.reply, outcome.to.port, outcome.to.address);
+    const outcomes: MonitorOutcome[] = [];
+    const endpoint = new MonitorEndpoint({
+      config: () => config,
+      snapshot,
+      me: self,
+      onPartition: (partition) => outcomes.push(partition),
+      onFlowControl: (settings) => outcomes.push(settings),
+      onReload: () => outcomes.push({ kind: 'reload' }),
     });
-    return daemon;
+    socket.on('message', (bytes, remote) => {
+      if (isMonitorDatagram(bytes)) endpoint.handle(bytes, remote);
+    });
+    return new FakeMonitoredDaemon(socket, endpoint, outcomes);
   }
 
   close(): void {
     this.socket.close();
-    this.replies.close();
+    this.endpoint.close();
   }
 }
 
@@ -93,7 +101,7 @@ describe('tspread monitor', () => {
 
   it('sends partition, flow control, terminate and reload as §9.3 packets, twice each', async () => {
     const monitor = await UdpMonitor.open({ configPath, name: 'd1', port: 25042 });
-    const received = (daemon: FakeMonitoredDaemon) => daemon.outcomes.splice(0).filter((outcome) => outcome.kind !== 'status');
+    const received = (daemon: FakeMonitoredDaemon) => daemon.outcomes.splice(0);
     const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
     try {
       received(d1);
@@ -158,5 +166,37 @@ describe('tspread monitor', () => {
     expect(() => parsePartitionSpec('d9=1', config)).toThrow(/no daemon 'd9'/);
     expect(parseFlowControlSpec('window=-1,d1=5', config)).toEqual({ window: null, personalWindows: [5, null], acceleratedWindows: [null, null] });
     expect(() => parseFlowControlSpec('d1=x', config)).toThrow(/bad window/);
+  });
+});
+
+describe('MonitorEndpoint and RateMeter', () => {
+  it('lets a partition lapse, ignores bad packets and counts', async () => {
+    const config = { ...sampleConfig({ dangerousMonitor: true }) };
+    const applied: number[][] = [];
+    const endpoint = new MonitorEndpoint({
+      config: () => config,
+      snapshot: () => sampleSnapshot(),
+      me: config.daemons[0],
+      onPartition: (partition) => applied.push(partition.components),
+      partitionLifetimeMs: 50,
+    });
+    try {
+      const identity = { vid: config.daemons[0].vid, confHash: config.hash };
+      expect(endpoint.handle(encodePartitionRequest(identity, [1, 2, 2]), { address: '127.0.0.1' }).kind).toBe('partition');
+      expect(endpoint.handle(encodePartitionRequest(identity, [1, 2, 2]), { address: '127.0.0.9' }).kind).toBe('ignored');
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      expect(applied).toEqual([[1, 2, 2], [0, 0, 0]]);
+      expect(endpoint.counters).toEqual({ accepted: 1, ignored: 1, statusReplies: 0 });
+    } finally {
+      endpoint.close();
+    }
+  });
+
+  it('measures token rounds per second over a window', () => {
+    const meter = new RateMeter(5000);
+    expect(meter.sample(0, 1000)).toBe(0);
+    expect(meter.sample(10, 2000)).toBe(10);
+    expect(meter.sample(30, 3000)).toBe(15);
+    expect(meter.sample(130, 8000)).toBeCloseTo(20, 5); // window now starts at 3000
   });
 });
