@@ -24,9 +24,13 @@ import type { PeerAddress } from './access-ip.js';
 import type { CloseReason, DaemonNode, NodeLogger } from './node.js';
 import { SessionOutput } from './session-output.js';
 
-/** Spread's listen backlogs (§1.2). */
-const TCP_BACKLOG = 25;
-const UNIX_BACKLOG = 5;
+/**
+ * Listen backlogs. Spread uses 25 (TCP) and 5 (Unix, §1.2) because it accepts one
+ * handshake at a time; a burst of Unix connects then fails with EAGAIN. tspread runs
+ * handshakes concurrently and takes a deeper queue.
+ */
+const TCP_BACKLOG = 128;
+const UNIX_BACKLOG = 128;
 /** How long a rejected connection may take to read its reject byte before it is destroyed. */
 const LINGER_MS = 2000;
 const STALL_CHECK_INTERVAL_MS = 250;
