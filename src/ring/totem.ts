@@ -582,10 +582,8 @@ export class TotemRing implements Ring {
     }
 
     const t: TokenFields = { ...token, rtr: [] };
-    if (isLeader) {
-      t.round = (t.round + 1) >>> 0;
-      this.tokenRounds++;
-    }
+    if (isLeader) t.round = (t.round + 1) >>> 0;
+    this.tokenRounds++;
 
     // 1. Answer retransmission requests; keep what we cannot answer.
     let retransmitted = 0;
@@ -606,8 +604,9 @@ export class TotemRing implements Ring {
     const allowance = Math.max(0, this.flowAllowance(t) - retransmitted);
     const fresh = this.buildPackets(allowance, t);
 
-    // 3. Ask for what we miss (accelerated ring: only what had a full rotation to arrive).
-    const askLimit = this.acceleratedRing ? seqMin(seqBefore, this.lastForwardedSeq) : seqBefore;
+    // 3. Ask for what we miss, but only what had a full rotation to arrive: the token
+    //    often overtakes the data sent just before it (and always does in the accelerated ring).
+    const askLimit = seqMin(seqBefore, this.lastForwardedSeq);
     this.requestMissing(t.rtr, askLimit);
 
     // 4. aru (Totem): lower it to ours, or raise it if we set it / nobody owns it.
