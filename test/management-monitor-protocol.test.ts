@@ -138,6 +138,11 @@ describe('requests (§9.2, §9.3)', () => {
     expect(isMonitorDatagram(STATUS_REQUEST_LE)).toBe(true);
     expect(isMonitorDatagram(STATUS_REPLY_BE)).toBe(true);
     expect(isMonitorDatagram(encodeMonitorPacket({ type: 0x00000002 }))).toBe(false);
+    // tspread ring packets start with the magic 0x7453 (src/ring/packet.ts), never a monitor type.
+    const ring = Buffer.alloc(60);
+    ring.writeUInt16BE(0x7453, 0);
+    ring[2] = 1;
+    expect(isMonitorDatagram(ring)).toBe(false);
     expect(isMonitorDatagram(STATUS_REQUEST_LE.subarray(0, 39))).toBe(false);
     const mixed = Buffer.from(STATUS_REQUEST_LE);
     mixed[3] = 0x01; // marker bit only in byte 0
