@@ -1,7 +1,7 @@
 // `tspread monitor` over UDP (§9) against in-process daemons that answer with the same
 // respondToMonitor a tspread daemon runs, and over HTTP against the management server.
 import dgram from 'node:dgram';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -140,6 +140,31 @@ describe('tspread monitor', () => {
     const text = await run(process.execPath, ['dist/src/tools/cli.js', 'monitor', '-c', configPath, '-n', 'd1', '-p', '25043', '--once', '-d', 'd2']);
     expect(text.stdout).toContain('Status at d2');
     expect(text.stdout).not.toContain('Status at d1');
+  });
+
+  it('drives spmonitor\'s menu from stdin (--menu)', async () => {
+    d1.outcomes.splice(0);
+    d2.outcomes.splice(0);
+    const child = spawn(process.execPath, ['dist/src/tools/cli.js', 'monitor', '-c', configPath, '-n', 'd1', '-p', '25046', '-t', '1', '--menu'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // 1: define partition (d1 → 1, d2 → 2); 3: review; 2: send; 4: cancel; 5/7: flow control; 0: poll d2 only; 9: exit.
+    child.stdin.end(['1', '1', '2', '3', '2', '4', '5', '150', '', '25', '7', '0', 'd2', '', '9', ''].join('\n'));
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('Monitor Menu:');
+    expect(stdout).toMatch(/Partition \(not sent\):\n  d1 +1\n  d2 +2/);
+    expect(stdout).toMatch(/Window: 150 +\(configured 160\)\n  d1 +personal unchanged +accelerated unchanged\n  d2 +personal 25/);
+    expect(stdout).toContain('Polling: d2');
+    const partitions = d2.outcomes.filter((outcome) => outcome.kind === 'partition');
+    expect(partitions).toEqual([
+      { kind: 'partition', components: [1, 2], myComponent: 2, terminate: false },
+      { kind: 'partition', components: [1, 2], myComponent: 2, terminate: false },
+      { kind: 'partition', components: [0, 0], myComponent: 0, terminate: false },
+      { kind: 'partition', components: [0, 0], myComponent: 0, terminate: false },
+    ]);
   });
 
   it('reads /status over HTTP with --http and shows the ring and groups', async () => {

@@ -10,7 +10,7 @@
  * 8 terminate, r reload, 9/q quit).
  */
 import os from 'node:os';
-import readline from 'node:readline/promises';
+import readline from 'node:readline';
 import { Command, InvalidArgumentError } from 'commander';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import type { DaemonStatusSnapshot } from '../daemon/status-types.js';
@@ -282,8 +282,15 @@ function partitionText(monitor: UdpMonitor): string {
 
 /** spmonitor's menu on a terminal. */
 async function runMenu(monitor: UdpMonitor, write: (text: string) => void): Promise<void> {
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
-  const ask = async (question: string) => (await rl.question(question)).trim();
+  // Lines through the async iterator: it buffers, so piped input (several lines per chunk) works too.
+  const rl = readline.createInterface({ input: process.stdin, terminal: process.stdin.isTTY === true });
+  const lines = rl[Symbol.asyncIterator]();
+  const ask = async (question: string): Promise<string> => {
+    write(question);
+    const next = await lines.next();
+    if (next.done) throw new MenuClosed();
+    return String(next.value).trim();
+  };
   const askNames = async (prompt: string): Promise<DaemonSpec[] | null> => {
     const names: string[] = [];
     for (;;) {
@@ -373,10 +380,15 @@ async function runMenu(monitor: UdpMonitor, write: (text: string) => void): Prom
           break;
       }
     }
+  } catch (error) {
+    if (!(error instanceof MenuClosed)) throw error;
   } finally {
     rl.close();
   }
 }
+
+/** stdin ended: leave the menu as with '9'. */
+class MenuClosed extends Error {}
 
 interface MonitorFlags {
   config?: string;
@@ -394,6 +406,7 @@ interface MonitorFlags {
   terminate?: string[];
   reload?: boolean;
   clear: boolean;
+  menu?: boolean;
 }
 
 function positiveNumber(label: string) {
@@ -463,7 +476,7 @@ async function runMonitor(flags: MonitorFlags): Promise<void> {
     }
     if (acted && !flags.json) write('monitor commands sent\n');
 
-    const interactive = !flags.once && !flags.json && !acted && process.stdin.isTTY === true;
+    const interactive = flags.menu === true || (!flags.once && !flags.json && !acted && process.stdin.isTTY === true);
     let stopped = false;
     const loop = async () => {
       for (;;) {
@@ -517,6 +530,7 @@ export function monitorCommand(): Command {
     .option('--terminate <names...>', 'make these daemons exit (DangerousMonitor)')
     .option('--reload', 'make every daemon re-read its configuration')
     .option('--no-clear', 'do not clear the terminal between rounds')
+    .option('--menu', 'show the menu even when stdin is not a terminal (commands from stdin)')
     .action(async (flags: MonitorFlags) => {
       try {
         await runMonitor(flags);
