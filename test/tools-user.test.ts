@@ -1,8 +1,10 @@
 // `tspread user` driven through stdin like a script: against the fake daemon
-// (exact request bytes, spuser-style printout).
+// (exact request bytes, spuser-style printout) and, two at a time, against a
+// real daemon process.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeDaemon, hex, name32 } from './fake-daemon/fake-daemon.js';
 import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
+import { soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 
 const le32 = (value: number) => {
   const out = Buffer.alloc(4);
@@ -126,5 +128,56 @@ describe('tspread user against the fake daemon', () => {
     connection.end();
     expect(await user.exited).toBe(1);
     expect(user.stdout).toContain('CONNECTION_CLOSED');
+  });
+});
+
+describe('two tspread user processes on a real daemon', () => {
+  const port = 24920;
+  let daemon: StartedDaemon;
+  const processes: ToolProcess[] = [];
+  beforeAll(async () => {
+    daemon = await startDaemon({ port, config: soloConfig(port) });
+  }, 30_000);
+  afterAll(async () => {
+    for (const process of processes.splice(0)) process.kill();
+    await daemon?.stop();
+  });
+
+  it('join, chat, and see each other join and leave', async () => {
+    const socketDir = daemon.unixPath.replace(/\/[^/]+$/, '');
+    const alice = new ToolProcess(['user', '-u', 'alice', '-s', String(port), '--socket-dir', socketDir]);
+    const bob = new ToolProcess(['user', '-u', 'bob', '-s', `${port}@127.0.0.1`]);
+    processes.push(alice, bob);
+    await alice.waitFor('with private group #alice#localhost');
+    await bob.waitFor('with private group #bob#localhost');
+
+    alice.send('j chat');
+    await alice.waitFor('Due to the JOIN of #alice#localhost');
+    bob.send('j chat');
+    const bobJoin = (index: number) =>
+      `Received REGULAR membership for group chat with 2 members, where I am member ${index}:\n\t#alice#localhost\n\t#bob#localhost\n`;
+    await alice.waitFor(bobJoin(0));
+    await bob.waitFor(bobJoin(1));
+    await alice.waitFor('Due to the JOIN of #bob#localhost');
+
+    bob.send('s chat', 'hi alice');
+    const line = 'received SAFE message from #bob#localhost, of type 1, (endian 0) to 1 groups \n(9 bytes): hi alice\n';
+    await alice.waitFor(line);
+    await bob.waitFor(line);
+    alice.send('m chat', 'hello', 'bob', '');
+    await bob.waitFor('(10 bytes): hello\nbob\n');
+
+    bob.send('l chat');
+    await bob.waitFor('received membership message that left group chat');
+    await alice.waitFor('Due to the LEAVE of #bob#localhost');
+    bob.send('j chat');
+    await alice.waitFor(/Due to the JOIN of #bob#localhost[\s\S]*Due to the JOIN of #bob#localhost/);
+    bob.child.stdin.end(); // EOF = quit
+    expect(await bob.exited).toBe(0);
+    await alice.waitFor('Due to the DISCONNECT of #bob#localhost');
+    alice.send('q');
+    expect(await alice.exited).toBe(0);
+    expect(alice.stdout).toMatch(/grp id is 482711334 \d+ 1\n/);
+    expect(alice.stdout).not.toContain('User>');
   });
 });
