@@ -1,9 +1,16 @@
-// The management tools against real `tspread daemon` processes (ports 25060–25069).
+// The management tools against real daemons: `tspread daemon` processes and in-process ones (ports 25060–25069).
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { runCheck } from '../src/management/check.js';
+import { startManagementServer, type RingView } from '../src/management/http.js';
+import type { MonitorStatus } from '../src/management/monitor-protocol.js';
+import type { DaemonStatusSnapshot } from '../src/daemon/status-types.js';
+import { startDaemonProcess } from '../src/daemon/daemon.js';
+import { connect } from '../src/client/index.js';
 import { CLI_PATH, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 
 const run = promisify(execFile);
@@ -44,5 +51,59 @@ describe('tspread check against a real daemon', () => {
     const down = await run(process.execPath, [CLI_PATH, 'check', '-s', `${PORT}@127.0.0.1`, '-t', '2']).catch((error: { code: number; stdout: string }) => error);
     expect(down).toMatchObject({ code: 2 });
     expect((down as { stdout: string }).stdout).toMatch(/^SPREAD CRITICAL - connect failed at 25060@127\.0\.0\.1/);
+  });
+});
+
+describe('terminal, Nagios, Prometheus and browser views show the same numbers', () => {
+  it('agrees on one quiet daemon after traffic', async () => {
+    const port = 25064;
+    const scratch = mkdtempSync(path.join(tmpdir(), 'tspread-same-'));
+    const configPath = path.join(scratch, 'spread.conf');
+    writeFileSync(configPath, soloConfig(port));
+    const silent = { info() {}, warn() {}, debug() {} };
+    const daemon = await startDaemonProcess({ configPath, port, unixDir: scratch, logger: silent });
+    const server = await startManagementServer({ port: 25065, snapshot: () => daemon.node.statusSnapshot(Date.now()) });
+    const session = await connect({ daemon: `${port}@127.0.0.1`, privateName: 'same' });
+    try {
+      session.join('orders');
+      for (let index = 0; index < 30; index++) session.multicast('orders', `order ${index}`);
+      await expect.poll(() => daemon.node.statusSnapshot(Date.now()).groups.find((group) => group.name === 'orders')?.messages).toBe(30);
+
+      // Nagios, with the daemon's counters in the performance data (its probe is one more message).
+      const check = await runCheck({ daemon: `${port}@127.0.0.1`, warningMs: 1000, criticalMs: 2000, timeoutSeconds: 5, statusUrl: `${server.url}status` });
+      expect(check.status).toBe(0);
+      await expect.poll(() => daemon.node.statusSnapshot(Date.now()).sessions).toBe(1);
+
+      const snapshot = (await (await fetch(`${server.url}status`)).json()) as DaemonStatusSnapshot;
+      const metrics = await (await fetch(`${server.url}metrics`)).text();
+      const ring = (await (await fetch(`${server.url}ring`)).json()) as RingView;
+      const monitor = await run(process.execPath, [CLI_PATH, 'monitor', '--http', `${server.url}status`, '--once', '--json']);
+      const monitored = (JSON.parse(monitor.stdout) as { daemons: Array<{ status: MonitorStatus }> }).daemons[0].status;
+
+      const delivered = snapshot.traffic.messagesDelivered;
+      expect(delivered).toBe(31);
+      expect(check.line).toContain(`messages_delivered=${delivered}c`);
+      expect(metrics).toContain(`tspread_messages_delivered_total{daemon="localhost"} ${delivered}`);
+      expect(metrics).toContain(`tspread_bytes_delivered_total{daemon="localhost"} ${snapshot.traffic.bytesDelivered}`);
+      expect(metrics).toContain('tspread_group_messages_total{group="orders",daemon="localhost"} 30');
+      expect(metrics).toContain(`tspread_sessions{daemon="localhost"} ${snapshot.sessions}`);
+      expect(metrics).toContain(`tspread_ring_token_rounds_total{daemon="localhost"} ${snapshot.ring.tokenRounds}`);
+      expect(monitored).toMatchObject({
+        messageDelivered: delivered,
+        numSessions: snapshot.sessions,
+        numGroups: snapshot.groups.length,
+        numProcs: 1,
+        tokenRounds: snapshot.ring.tokenRounds,
+        retrans: snapshot.ring.retransmissions,
+      });
+      const viewed = ring.daemons[0].snapshot!;
+      expect(viewed.traffic).toEqual(snapshot.traffic);
+      expect(viewed.groups).toEqual(snapshot.groups);
+    } finally {
+      await session.disconnect();
+      await server.close();
+      await daemon.stop();
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
