@@ -157,7 +157,7 @@ describe('daemon process limits', () => {
       }
       expect(data).toBeGreaterThan(4);
       expect(disconnect).toBe('#sleeper#localhost');
-      expect(daemon.output()).toContain('cutting slow reader');
+      await daemon.waitForOutput('cutting slow reader');
       sender.close();
       watcher.close();
       sleeper.close();

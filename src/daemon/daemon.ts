@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import { chooseIdentity, loadConfig } from '../config/load.js';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import { DEFAULT_UNIX_SOCKET_DIR, SESSION_MESSAGES_MAX_DEFAULT } from '../protocol/constants.js';
+import { createRingFromConfig } from '../ring/from-config.js';
 import { SoloRing } from '../ring/solo.js';
 import type { Ring } from '../ring/types.js';
 import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.js';
 import { DaemonNode, type NodeLogger } from './node.js';
 import { DaemonServer } from './server.js';
+import { UdpRingLink, monotonicWallClock } from './udp.js';
 
 export const SESSION_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
@@ -26,23 +28,33 @@ export interface DaemonOptions {
   handshakeDeadlineMs?: number;
   slowReaderStallMs?: number;
   logger: NodeLogger;
-  /** Builds the ring; defaults to a ring of one. The multi-daemon TotemRing plugs in here. */
+  /**
+   * Builds the ring. Default: a ring of one (SoloRing) when the configuration has one
+   * daemon, else the TotemRing over UDP (src/ring/totem.ts, src/daemon/udp.ts).
+   */
   createRing?: (config: SpreadConfig, me: DaemonSpec, nowMs: number) => Ring;
 }
 
 export interface RunningDaemon {
   node: DaemonNode;
   server: DaemonServer;
+  /** The ring's UDP link (null for a ring of one): the monitor endpoint hooks in here. */
+  link: UdpRingLink | null;
   port: number;
   unixPath: string | null;
   stop(): Promise<void>;
 }
 
-export function localAddresses(): string[] {
+/**
+ * Addresses of this host. Configured daemons in 127.0.0.0/8 count as local too: Linux
+ * answers the whole loopback net, which is how several daemons share one test host.
+ */
+export function localAddresses(config?: SpreadConfig): string[] {
   const addresses = ['127.0.0.1', '::1'];
   for (const entries of Object.values(networkInterfaces())) {
     for (const entry of entries ?? []) addresses.push(entry.address);
   }
+  for (const daemon of config?.daemons ?? []) if (daemon.address.startsWith('127.')) addresses.push(daemon.address);
   return addresses;
 }
 
@@ -70,15 +82,17 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   const logger = options.logger;
   const config = loadConfig(options.configPath);
   for (const warning of config.warnings ?? []) logger.warn({ source: config.source }, warning);
-  const me = chooseIdentity(config, options.name, localAddresses());
+  const me = chooseIdentity(config, options.name, localAddresses(config));
   const port = options.port ?? config.segments[me.segmentIndex].port;
-  const nowMs = Date.now();
+  const clock = monotonicWallClock;
+  const nowMs = clock();
   let ring: Ring;
+  let link: UdpRingLink | null = null;
   if (options.createRing) ring = options.createRing(config, me, nowMs);
-  else {
-    if (config.daemons.length > 1) {
-      logger.warn({ daemons: config.daemons.length }, 'multi-daemon ring not wired yet: running as a ring of one');
-    }
+  else if (config.daemons.length > 1) {
+    ring = createRingFromConfig(config, me, nowMs);
+    link = new UdpRingLink({ config, myVid: me.vid, clock });
+  } else {
     ring = new SoloRing(me.vid, nowMs);
   }
   const params = config.params;
@@ -105,11 +119,27 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     maxSessionBytes: params.maxSessionBytes ?? SESSION_BYTES_MAX_DEFAULT,
     slowReaderStallMs: options.slowReaderStallMs,
     logger,
+    transport: link ?? undefined,
+    now: clock,
   });
-  await server.start();
+  if (link) {
+    const ringLink = link;
+    ringLink.onDatagram((bytes) => server.ringPacket(bytes));
+    await ringLink.start();
+  }
+  try {
+    await server.start();
+  } catch (error) {
+    await link?.close();
+    throw error;
+  }
   logger.info(
-    { daemon: me.name, vid: me.vid, port, unixPath, config: config.source, hash: config.hash },
+    { daemon: me.name, vid: me.vid, port, unixPath, config: config.source, hash: config.hash, daemons: config.daemons.length },
     'daemon ready',
   );
-  return { node, server, port, unixPath, stop: () => server.stop() };
+  const stop = async () => {
+    await server.stop();
+    await link?.close();
+  };
+  return { node, server, link, port, unixPath, stop };
 }

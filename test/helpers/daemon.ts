@@ -36,6 +36,8 @@ export interface StartedDaemon {
   process: ChildProcess;
   /** Everything the daemon printed so far (stdout + stderr). */
   output(): string;
+  /** Resolves once the output contains `text`; rejects after `timeoutMs`. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
   /** Resolves with the exit code (null when killed by a signal). */
   stop(): Promise<number | null>;
 }
@@ -95,6 +97,13 @@ export async function startDaemon(options: StartDaemonOptions): Promise<StartedD
     unixPath: join(unixDir, String(options.port)),
     process: child,
     output: () => output,
+    async waitForOutput(text, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!output.includes(text)) {
+        if (Date.now() > deadline) throw new Error(`daemon output lacks '${text}':\n${output}`);
+        await new Promise((resolveWait) => setTimeout(resolveWait, 20));
+      }
+    },
     stop() {
       stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
