@@ -12,6 +12,8 @@ import {
   checkEvs,
   formatViolations,
   loadLogs,
+  messageIdOf,
+  payloadWithId,
   saveLogs,
   serviceFromTypeBits,
 } from '../src/checker/index.js';
@@ -485,6 +487,32 @@ describe('EVS log recorder and files', () => {
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }
+  });
+
+  it('records client-library messages and payload ids', () => {
+    const bob = new ClientLogRecorder({ privateGroup: B, daemon: 'd1', session: 'bob-1' });
+    const gid = { procId: 1, time: 2, index: 1 };
+    bob.received({ kind: 'membership', group: 'g', cause: 'join', gid, members: [B], mySet: [B] });
+    const id = bob.sent({ service: 'agreed', groups: ['g'] });
+    expect(id).toBe('bob-1:1');
+    const payload = payloadWithId(id, 100);
+    expect(payload.length).toBeGreaterThan(100);
+    expect(messageIdOf(payload)).toBe(id);
+    bob.received({ kind: 'data', sender: B, groups: ['g'], service: 'agreed', data: payload });
+    bob.received({ kind: 'reject' });
+    bob.received({ kind: 'membership', group: 'g', cause: 'transition', gid, members: [], mySet: [] });
+    bob.received({ kind: 'membership', group: 'g', cause: 'network', gid: { ...gid, time: 3 }, members: [B], mySet: [B] });
+    bob.received({ kind: 'membership', group: 'g', cause: 'self-leave', gid, members: [], mySet: [] });
+    const log = bob.log();
+    expect(log.entries).toEqual([
+      reg('g', [1, 2, 1], [B], 'join', [B]),
+      sent(id, 'AGREED', ['g']),
+      data(id, B, 'AGREED', ['g']),
+      trans('g', [1, 2, 1]),
+      reg('g', [1, 3, 1], [B], 'network', [B]),
+      selfLeave('g'),
+    ]);
+    expect(checkEvs([log])).toEqual([]);
   });
 
   it('maps service type bits', () => {

@@ -152,10 +152,59 @@ export interface LogFile {
 
 export const LOG_FORMAT = 'tspread-evs-log';
 
+/** A service name in either case ('AGREED' or the client library's 'agreed'). */
+export type ServiceName = Service | Lowercase<Service>;
+
+/** Normalizes a service name; throws on an unknown one. */
+export function toService(name: string): Service {
+  const upper = name.toUpperCase();
+  if (!(SERVICES as readonly string[]).includes(upper)) throw new Error(`unknown service ${name}`);
+  return upper as Service;
+}
+
+/**
+ * What `ClientLogRecorder.received` accepts: structurally, the client
+ * library's DataMessage / MembershipMessage / RejectMessage (src/client), so
+ * that harnesses pass received messages straight through. Declared here, not
+ * imported, to keep the checker independent of the client library.
+ */
+export type ReceivedMessageLike =
+  | { kind: 'data'; sender: string; groups: readonly string[]; service: string; data?: Uint8Array }
+  | {
+      kind: 'membership';
+      group: string;
+      /** 'join' | 'leave' | 'disconnect' | 'network' | 'transition' | 'self-leave' */
+      cause: string;
+      gid: GroupId;
+      members: readonly string[];
+      /** The receiver's vs set. */
+      mySet: readonly string[];
+    }
+  | { kind: 'reject' };
+
+const PAYLOAD_PREFIX = 'evs:';
+const PAYLOAD_END = 0x0a;
+
+/** A payload carrying `id` (then `padding` zero bytes), for `messageIdOf`. */
+export function payloadWithId(id: string, padding = 0): Uint8Array {
+  const head = new TextEncoder().encode(`${PAYLOAD_PREFIX}${id}\n`);
+  const payload = new Uint8Array(head.length + padding);
+  payload.set(head);
+  return payload;
+}
+
+/** The id carried by a `payloadWithId` payload, or undefined. */
+export function messageIdOf(payload: Uint8Array): string | undefined {
+  const end = payload.indexOf(PAYLOAD_END);
+  if (end < 0) return undefined;
+  const text = new TextDecoder().decode(payload.subarray(0, end));
+  return text.startsWith(PAYLOAD_PREFIX) ? text.slice(PAYLOAD_PREFIX.length) : undefined;
+}
+
 export interface SendRequest {
   /** Defaults to the recorder's next id. */
   id?: string;
-  service: Service;
+  service: ServiceName;
   groups: string[];
   selfDiscard?: boolean;
 }
@@ -163,7 +212,7 @@ export interface SendRequest {
 export interface DeliveryRecord {
   id: string;
   sender: string;
-  service: Service;
+  service: ServiceName;
   groups: string[];
 }
 
@@ -210,7 +259,7 @@ export class ClientLogRecorder {
     this.push({
       type: 'sent',
       id,
-      service: request.service,
+      service: toService(request.service),
       groups: [...request.groups],
       selfDiscard: request.selfDiscard ?? false,
     });
@@ -218,7 +267,31 @@ export class ClientLogRecorder {
   }
 
   delivered(record: DeliveryRecord): void {
-    this.push({ type: 'data', id: record.id, sender: record.sender, service: record.service, groups: [...record.groups] });
+    this.push({ type: 'data', id: record.id, sender: record.sender, service: toService(record.service), groups: [...record.groups] });
+  }
+
+  /**
+   * Records a message as the client library returns it. For data messages
+   * the id is taken from `id`, or else read from the payload (`payloadWithId`);
+   * rejects are not deliveries and are ignored.
+   */
+  received(message: ReceivedMessageLike, id?: string): void {
+    if (message.kind === 'reject') return;
+    if (message.kind === 'data') {
+      const messageId = id ?? (message.data === undefined ? undefined : messageIdOf(message.data));
+      if (messageId === undefined) throw new Error(`data message from ${message.sender} carries no message id`);
+      this.delivered({ id: messageId, sender: message.sender, service: toService(message.service), groups: [...message.groups] });
+      return;
+    }
+    if (message.cause === 'self-leave') {
+      this.membership({ kind: 'self-leave', group: message.group });
+    } else if (message.cause === 'transition') {
+      this.membership({ kind: 'transitional', group: message.group, gid: message.gid });
+    } else {
+      const cause = message.cause as MembershipCause;
+      if (!['join', 'leave', 'disconnect', 'network'].includes(cause)) throw new Error(`unknown membership cause ${message.cause}`);
+      this.membership({ kind: 'regular', group: message.group, cause, gid: message.gid, members: [...message.members], vsSet: [...message.mySet] });
+    }
   }
 
   membership(record: MembershipRecord): void {
