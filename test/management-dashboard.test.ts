@@ -1,16 +1,14 @@
 // The live dashboard end to end in headless Chromium (Debian's chromium + playwright-core):
 // load the page, change the ring, assert the chart and the membership follow; screenshot.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startManagementServer, type ManagementServer } from '../src/management/http.js';
 import { startDashboard } from '../src/management/dashboard.js';
-import { D1_VID, D2_VID, sampleSnapshot } from './management-fixtures.js';
-import { startDaemonProcess, type RunningDaemon } from '../src/daemon/daemon.js';
+import { D1_VID, D2_VID, sampleSnapshot, startWatchedDaemon } from './management-fixtures.js';
 import { connect, type Session } from '../src/client/index.js';
-import { soloConfig } from './helpers/daemon.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.resolve('test-results/dashboard.png');
@@ -116,16 +114,11 @@ describe('dashboard in headless Chromium', () => {
 
   it('shows a real daemon\'s groups, membership and message counts as clients send', async () => {
     const port = 25030;
-    const scratch = mkdtempSync(path.join(tmpdir(), 'tspread-dashboard-'));
-    const configPath = path.join(scratch, 'spread.conf');
-    writeFileSync(configPath, soloConfig(port));
-    const silent = { info() {}, warn() {}, debug() {} };
-    const daemon: RunningDaemon = await startDaemonProcess({ configPath, port, unixDir: scratch, logger: silent });
+    const watched = await startWatchedDaemon({ port, httpPort: 25031 });
+    const daemon = watched.daemon;
     const sessions: Session[] = [];
     try {
-      const status = await startManagementServer({ port: 25031, snapshot: () => daemon.node.statusSnapshot(Date.now()) });
-      servers.push(status);
-      const dashboard = await startDashboard({ statusUrls: [`${status.url}status`], port: 25032, pollMs: 200 });
+      const dashboard = await startDashboard({ statusUrls: [watched.statusUrl], port: 25032, pollMs: 200 });
       servers.push(dashboard);
 
       const page = await browser.context.newPage();
@@ -170,8 +163,7 @@ describe('dashboard in headless Chromium', () => {
       await page.close();
     } finally {
       await Promise.all(sessions.map((session) => session.disconnect()));
-      await daemon.stop();
-      rmSync(scratch, { recursive: true, force: true });
+      await watched.stop();
     }
   });
 });

@@ -1,5 +1,11 @@
 // Hand-built configuration and status snapshots for the management tests.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startDaemonProcess, type RunningDaemon } from '../src/daemon/daemon.js';
+import { startManagementServer, type ManagementServer } from '../src/management/http.js';
+import { soloConfig } from './helpers/daemon.js';
 import { parseConfig, type SpreadConfig } from '../src/config/index.js';
 import type { DaemonStatusSnapshot } from '../src/daemon/status-types.js';
 
@@ -78,5 +84,35 @@ export function sampleSnapshot(overrides: { messages?: number; members?: number[
       slowSessionsCut: 0,
     },
     tokenRoundsPerSecond: 5.75,
+  };
+}
+
+/**
+ * A real daemon in this process with its management HTTP server mounted the way the daemon's
+ * `--http` option does: `startManagementServer({ snapshot: () => node.statusSnapshot(now) })`.
+ */
+export interface WatchedDaemon {
+  daemon: RunningDaemon;
+  http: ManagementServer;
+  statusUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startWatchedDaemon(options: { port: number; httpPort: number; config?: string; name?: string }): Promise<WatchedDaemon> {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'tspread-watched-'));
+  const configPath = path.join(scratch, 'spread.conf');
+  writeFileSync(configPath, options.config ?? soloConfig(options.port));
+  const silent = { info() {}, warn() {}, debug() {} };
+  const daemon = await startDaemonProcess({ configPath, name: options.name, port: options.port, unixDir: scratch, logger: silent });
+  const http = await startManagementServer({ port: options.httpPort, snapshot: () => daemon.node.statusSnapshot(Date.now()) });
+  return {
+    daemon,
+    http,
+    statusUrl: `${http.url}status`,
+    async stop() {
+      await http.close();
+      await daemon.stop();
+      rmSync(scratch, { recursive: true, force: true });
+    },
   };
 }

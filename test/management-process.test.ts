@@ -3,13 +3,11 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { runCheck } from '../src/management/check.js';
-import { startManagementServer, type RingView } from '../src/management/http.js';
+import type { RingView } from '../src/management/http.js';
 import type { MonitorStatus } from '../src/management/monitor-protocol.js';
 import type { DaemonStatusSnapshot } from '../src/daemon/status-types.js';
-import { startDaemonProcess } from '../src/daemon/daemon.js';
+import { startWatchedDaemon } from './management-fixtures.js';
 import { connect } from '../src/client/index.js';
 import { CLI_PATH, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 
@@ -57,12 +55,8 @@ describe('tspread check against a real daemon', () => {
 describe('terminal, Nagios, Prometheus and browser views show the same numbers', () => {
   it('agrees on one quiet daemon after traffic', async () => {
     const port = 25064;
-    const scratch = mkdtempSync(path.join(tmpdir(), 'tspread-same-'));
-    const configPath = path.join(scratch, 'spread.conf');
-    writeFileSync(configPath, soloConfig(port));
-    const silent = { info() {}, warn() {}, debug() {} };
-    const daemon = await startDaemonProcess({ configPath, port, unixDir: scratch, logger: silent });
-    const server = await startManagementServer({ port: 25065, snapshot: () => daemon.node.statusSnapshot(Date.now()) });
+    const watched = await startWatchedDaemon({ port, httpPort: 25065 });
+    const { daemon, http: server } = watched;
     const session = await connect({ daemon: `${port}@127.0.0.1`, privateName: 'same' });
     try {
       session.join('orders');
@@ -101,9 +95,7 @@ describe('terminal, Nagios, Prometheus and browser views show the same numbers',
       expect(viewed.groups).toEqual(snapshot.groups);
     } finally {
       await session.disconnect();
-      await server.close();
-      await daemon.stop();
-      rmSync(scratch, { recursive: true, force: true });
+      await watched.stop();
     }
   });
 });
