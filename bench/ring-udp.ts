@@ -53,6 +53,8 @@ interface Report {
   status: ReturnType<TotemRing['status']>;
   counters: Record<string, number>;
   link: object;
+  /** Process CPU time (user + system) per ordered message, in microseconds. */
+  cpuUsPerMessage: number;
 }
 
 async function daemon(index: number, o: BenchOptions): Promise<void> {
@@ -71,6 +73,7 @@ async function daemon(index: number, o: BenchOptions): Promise<void> {
   let delivered = 0;
   let measuring = false;
   let startMs = 0;
+  let cpuStart = process.cpuUsage();
   let formed = false;
   const sender = index < o.senders;
   const pump = (): void => {
@@ -92,6 +95,7 @@ async function daemon(index: number, o: BenchOptions): Promise<void> {
       setTimeout(() => {
         measuring = true;
         startMs = performance.now();
+        cpuStart = process.cpuUsage();
         setTimeout(() => {
           const report: Report = {
             index,
@@ -99,8 +103,11 @@ async function daemon(index: number, o: BenchOptions): Promise<void> {
             elapsedMs: performance.now() - startMs,
             status: ring.status(),
             counters: ring.diagnostics().counters,
-            link: t.link.stats(),
+            link: { ...t.link.stats(), timerFires: t.timerFires },
+            cpuUsPerMessage: 0,
           };
+          const cpu = process.cpuUsage(cpuStart);
+          report.cpuUsPerMessage = (cpu.user + cpu.system) / Math.max(1, delivered);
           measuring = false;
           process.send!({ kind: 'report', report });
         }, o.seconds * 1000);
@@ -148,7 +155,7 @@ async function main(): Promise<void> {
   console.log(`  ordered: ${Math.round(mean)} msgs/s (${((mean * o.size) / 1e6).toFixed(1)} MB/s) per daemon: ${rates.map((r) => Math.round(r)).join(' ')}`);
   for (const r of reports) {
     const c = Object.entries(r.counters).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ');
-    console.log(`  d${r.index + 1}: rounds=${r.status.tokenRounds} retrans=${r.status.retransmissions} sent=${r.status.packetsSent} recv=${r.status.packetsReceived} ${c} link=${JSON.stringify(r.link)}`);
+    console.log(`  d${r.index + 1}: cpu=${r.cpuUsPerMessage.toFixed(1)}us/msg rounds=${r.status.tokenRounds} retrans=${r.status.retransmissions} sent=${r.status.packetsSent} recv=${r.status.packetsReceived} ${c} link=${JSON.stringify(r.link)}`);
   }
 }
 

@@ -250,3 +250,18 @@ describe('wrap-safe sequence numbers', () => {
     );
   });
 });
+
+describe('writer output', () => {
+  it('finishPacket equals what decodePacket makes of the same bytes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.uint8Array({ maxLength: 300 })), { minLength: 1, maxLength: 8 }), (frags) => {
+        const w = new DataPacketWriter(4000);
+        w.begin(header, 10, 11, 12);
+        for (const [flags, payload] of frags) w.append(flags, payload, 0, payload.length);
+        const built = w.finishPacket();
+        expect(decodeOk(built.bytes)).toEqual(built);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

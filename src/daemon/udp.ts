@@ -37,6 +37,12 @@ import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
 
 /** Kernel socket buffers we ask for (the kernel caps them at net.core.[rw]mem_max). */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * Event-loop turns a token may wait while data datagrams keep arriving. libuv reads
+ * at most 32 datagrams per socket per turn, so a burst sent just before the token
+ * can need several turns; the bound keeps a busy network from starving the token.
+ */
+const TOKEN_DEFERRAL_TURNS_MAX = 8;
 
 interface Endpoint {
   address: string;
@@ -78,6 +84,8 @@ export class UdpRingLink {
   private listener: (bytes: Uint8Array, nowMs: number) => void = () => {};
   private readonly pendingTokens: Uint8Array[] = [];
   private tokenDrainScheduled = false;
+  private tokenDeferrals = 0;
+  private dataSinceTokenCheck = 0;
   private readonly counters: UdpLinkStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, droppedSource: 0, sendErrors: 0 };
   private lastSendError: Error | null = null;
 
@@ -155,17 +163,27 @@ export class UdpRingLink {
       return;
     }
     if (!token) {
+      this.dataSinceTokenCheck++;
       this.listener(bytes, this.clock());
       return;
     }
     this.pendingTokens.push(bytes);
     if (!this.tokenDrainScheduled) {
       this.tokenDrainScheduled = true;
+      this.dataSinceTokenCheck = 0;
+      this.tokenDeferrals = 0;
       setImmediate(() => this.drainTokens());
     }
   }
 
   private drainTokens(): void {
+    if (this.dataSinceTokenCheck > 0 && this.tokenDeferrals < TOKEN_DEFERRAL_TURNS_MAX && this.dataSocket !== null) {
+      // Data still arriving: let the next poll phase read it before the token.
+      this.dataSinceTokenCheck = 0;
+      this.tokenDeferrals++;
+      setImmediate(() => this.drainTokens());
+      return;
+    }
     this.tokenDrainScheduled = false;
     // Bounded by what arrived before this turn; later arrivals schedule another drain.
     const count = this.pendingTokens.length;
@@ -226,6 +244,8 @@ export class UdpRingTransport {
   private timerAtMs = 0;
   private immediate: NodeJS.Immediate | null = null;
   private running = false;
+  /** Times the deadline timer fired (a busy ring should fire it rarely). */
+  timerFires = 0;
 
   constructor(options: UdpTransportOptions) {
     this.ring = options.ring;
@@ -294,6 +314,7 @@ export class UdpRingTransport {
     this.timerAtMs = at;
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.timerFires++;
       this.ring.tick(this.clock());
       this.flush();
     }, Math.max(0, at - now));

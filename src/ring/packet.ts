@@ -213,7 +213,9 @@ function decodeData(bytes: Uint8Array, view: DataView, header: PacketHeader): De
     ok: true,
     packet: {
       type: PacketType.DATA,
-      ...header,
+      sender: header.sender,
+      membId: header.membId,
+      configHash: header.configHash,
       seq: view.getUint32(20),
       origin: view.getUint32(24),
       round: view.getUint32(28),
@@ -297,6 +299,11 @@ export class DataPacketWriter {
   private view: DataView = new DataView(this.bytes.buffer);
   private offset = 0;
   private fragmentCount = 0;
+  private fragmentList: Fragment[] = [];
+  private seq = 0;
+  private origin = 0;
+  private round = 0;
+  private header: PacketHeader | null = null;
 
   constructor(readonly datagramBytes: number) {
     if (datagramBytes < DATA_HEADER_BYTES + FRAGMENT_HEADER_BYTES + 1 || datagramBytes > DATAGRAM_BYTES_MAX) {
@@ -313,6 +320,11 @@ export class DataPacketWriter {
     this.view.setUint32(28, round >>> 0);
     this.offset = DATA_HEADER_BYTES;
     this.fragmentCount = 0;
+    this.fragmentList = [];
+    this.header = h;
+    this.seq = seq >>> 0;
+    this.origin = origin >>> 0;
+    this.round = round >>> 0;
   }
 
   /** Room left for one more fragment's payload bytes; -1 when not even a fragment header fits. */
@@ -329,6 +341,7 @@ export class DataPacketWriter {
     this.view.setUint16(this.offset + 2, length);
     this.offset += FRAGMENT_HEADER_BYTES;
     this.bytes.set(source.subarray(start, start + length), this.offset);
+    this.fragmentList.push({ flags, payload: this.bytes.subarray(this.offset, this.offset + length) });
     this.offset += length;
     this.fragmentCount++;
   }
@@ -338,10 +351,29 @@ export class DataPacketWriter {
   }
 
   finish(): Uint8Array {
-    if (this.fragmentCount === 0) throw new RangeError('data packet without fragments');
+    return this.finishPacket().bytes;
+  }
+
+  /** The datagram and its decoded form (what decodePacket would return), without re-parsing it. */
+  finishPacket(): DataPacket {
+    const h = this.header;
+    if (this.fragmentCount === 0 || h === null) throw new RangeError('data packet without fragments');
     this.view.setUint16(32, this.fragmentCount);
     this.view.setUint16(34, 0);
-    return this.bytes.subarray(0, this.offset);
+    const packet: DataPacket = {
+      type: PacketType.DATA,
+      sender: h.sender,
+      membId: h.membId,
+      configHash: h.configHash,
+      seq: this.seq,
+      origin: this.origin,
+      round: this.round,
+      flags: 0,
+      fragments: this.fragmentList,
+      bytes: this.bytes.subarray(0, this.offset),
+    };
+    this.header = null;
+    return packet;
   }
 }
 

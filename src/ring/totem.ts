@@ -718,13 +718,11 @@ export class TotemRing implements Ring {
         else this.headOffset += take;
       }
       assert(this.writer.fragments > 0, 'a packet carries at least one fragment');
-      const bytes = this.writer.finish();
-      const decoded = decodePacket(bytes);
-      assert(decoded.ok && decoded.packet.type === PacketType.DATA, 'own data packet decodes');
+      const packet = this.writer.finishPacket();
       t.seq = seq;
       this.packetsSent++;
-      this.store(decoded.packet as DataPacket);
-      out.push(bytes);
+      this.store(packet);
+      out.push(packet.bytes);
     }
     return out;
   }
