@@ -137,3 +137,20 @@ describe('idle ring', () => {
     expect(sim.run(3_010, () => checker.complete())).toBe(true);
   });
 });
+
+describe('a daemon restarting after the ring formed', () => {
+  it('does not join mid-stream; the others note it (membership is the next issue)', () => {
+    const sim = new Simulator(7, 3, clean, { configHash: HASH });
+    const checker = new Checker(sim);
+    sim.run(1_000);
+    checker.submit(1, new Uint8Array(100), false);
+    expect(sim.run(2_000, () => checker.complete())).toBe(true);
+    const node = sim.nodes[2];
+    node.ring = new TotemRing({ configHash: HASH, myVid: node.vid, members: sim.vids, nowMs: sim.nowMs });
+    sim.onEvent = null;
+    sim.run(3_000);
+    expect(node.ring.status().state).toBe('gather');
+    const notes = sim.nodes[0].ring!.diagnostics().log.map((l) => l.text);
+    expect(notes.some((t) => t.includes(`daemon ${node.vid} is probing after the ring formed`))).toBe(true);
+  });
+});

@@ -150,6 +150,7 @@ export class TotemRing implements Ring {
   readonly leaderVid: number;
   private readonly configHash: number;
   private readonly successor: number;
+  private readonly myIndex: number;
   private readonly solo: boolean;
 
   private readonly window: number;
@@ -170,6 +171,7 @@ export class TotemRing implements Ring {
   private readonly heard = new Set<number>();
   private readonly refused = new Map<number, string>();
   private readonly unknownLogged = new Set<number>();
+  private readonly restartNoted = new Set<number>();
   private readonly log: { atMs: number; text: string }[] = [];
   private readonly counters: Record<CounterName, number> = {
     malformed: 0,
@@ -253,6 +255,7 @@ export class TotemRing implements Ring {
     this.myVid = options.myVid;
     this.members = [...members];
     this.leaderVid = members[0];
+    this.myIndex = myIndex;
     this.successor = members[(myIndex + 1) % members.length];
     this.configHash = options.configHash >>> 0;
     this.solo = members.length === 1;
@@ -503,8 +506,10 @@ export class TotemRing implements Ring {
       }
       return true;
     }
-    // Gather: only the leader's token can take us into its ring.
-    if (packet.type === PacketType.TOKEN && packet.membId.procId === this.leaderVid) return true;
+    // Gather: only the leader's token on its first rotation takes us into its ring (its hop
+    // counter equals our position). A daemon that restarts later must not join mid-stream,
+    // since the old packets are gone: that needs membership (next issue).
+    if (packet.type === PacketType.TOKEN && packet.membId.procId === this.leaderVid && packet.hop === this.myIndex) return true;
     this.count('notOperational');
     return false;
   }
@@ -512,7 +517,15 @@ export class TotemRing implements Ring {
   private onHello(sender: number, nowMs: number): void {
     this.refused.delete(sender);
     this.heard.add(sender);
-    if (this.phase !== 'gather' || this.myVid !== this.leaderVid) return;
+    if (this.phase === 'op') {
+      // After a full rotation every member has had the token, so a HELLO means that daemon restarted.
+      if (this.tokenRounds >= 2 && !this.restartNoted.has(sender)) {
+        this.restartNoted.add(sender);
+        this.note(nowMs, `daemon ${sender} is probing after the ring formed: it cannot join without membership`);
+      }
+      return;
+    }
+    if (this.myVid !== this.leaderVid) return;
     if (this.heard.size < this.members.length - 1) return;
     this.installRing(nowMs);
     // The leader starts the first rotation as if the token had just come back to it.
