@@ -147,6 +147,7 @@ type CounterName =
 export class TotemRing implements Ring {
   readonly myVid: number;
   readonly members: readonly number[];
+  private readonly memberSet: ReadonlySet<number>;
   readonly leaderVid: number;
   private readonly configHash: number;
   private readonly successor: number;
@@ -254,6 +255,7 @@ export class TotemRing implements Ring {
     assert(myIndex >= 0, `my VID ${options.myVid} is not a member`);
     this.myVid = options.myVid;
     this.members = [...members];
+    this.memberSet = new Set(members);
     this.leaderVid = members[0];
     this.myIndex = myIndex;
     this.successor = members[(myIndex + 1) % members.length];
@@ -376,7 +378,8 @@ export class TotemRing implements Ring {
         this.hurryAtMs = null;
       }
     }
-    if (this.retransmitAtMs !== null && nowMs >= this.retransmitAtMs && this.lastTokenBytes !== null) {
+    if (this.retransmitAtMs !== null && nowMs >= this.retransmitAtMs) {
+      assert(this.lastTokenBytes !== null, 'a token retransmission needs a token');
       this.send(this.successor, this.lastTokenBytes);
       this.count('tokenRetransmits');
       this.retransmitAtMs = nowMs + this.tokenRetransmitMs;
@@ -394,15 +397,11 @@ export class TotemRing implements Ring {
   }
 
   nextDeadlineMs(): number | null {
-    let next: number | null = null;
-    const consider = (at: number | null): void => {
-      if (at !== null && (next === null || at < next)) next = at;
-    };
-    consider(this.helloAtMs);
-    consider(this.hurryAtMs);
-    consider(this.retransmitAtMs);
-    consider(this.tokenLossAtMs);
-    if (this.heldToken !== null && (this.hurryPending || this.hasQueued())) consider(this.lastNowMs);
+    // Called after every datagram by the adapter: no allocation here.
+    let next = earliest(this.helloAtMs, this.hurryAtMs);
+    next = earliest(next, this.retransmitAtMs);
+    next = earliest(next, this.tokenLossAtMs);
+    if (this.heldToken !== null && (this.hurryPending || this.hasQueued())) next = earliest(next, this.lastNowMs);
     return next;
   }
 
@@ -481,7 +480,7 @@ export class TotemRing implements Ring {
   /** Source checks common to every packet: known member, our configuration, our ring. */
   private acceptSender(packet: Packet, nowMs: number): boolean {
     const sender = packet.sender;
-    if (sender === this.myVid || !this.members.includes(sender)) {
+    if (sender === this.myVid || !this.memberSet.has(sender)) {
       this.count('unknownSender');
       if (!this.unknownLogged.has(sender) && this.unknownLogged.size < MEMBERS_MAX) {
         this.unknownLogged.add(sender);
@@ -863,6 +862,12 @@ export class TotemRing implements Ring {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function earliest(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a < b ? a : b;
+}
 
 function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
   const out = new Uint8Array(bytes);
