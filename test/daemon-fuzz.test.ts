@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ServiceType, encodeHint, encodeMessage, frameData } from '../src/protocol/index.js';
-import { startDaemon, type StartedDaemon } from './helpers/daemon.js';
+import { freePort, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 import { RawClient } from './helpers/raw-client.js';
 
-const PORT = 24830;
+let PORT = 0;
 
 /** A header built from fuzzed fields, optionally big-endian, followed by a (possibly truncated) body. */
 const hostileFrame = fc
@@ -73,6 +73,7 @@ describe('daemon under hostile input', () => {
   }
 
   beforeAll(async () => {
+    PORT = await freePort();
     daemon = await startDaemon({ port: PORT, args: ['--handshake-timeout-ms', '300'] });
     calmA = await RawClient.join({ port: PORT }, 'calmA');
     calmB = await RawClient.join({ path: daemon.unixPath }, 'calmB');

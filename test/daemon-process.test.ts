@@ -3,15 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { ServiceType, decodeMembershipBody, frameData, frameGroups } from '../src/protocol/index.js';
-import { soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
+import { freePort, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 import { RawClient } from './helpers/raw-client.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
-const PORT = 24810;
+let PORT = 0;
 
 describe('daemon process', () => {
   let daemon: StartedDaemon;
   beforeAll(async () => {
+    PORT = await freePort();
     daemon = await startDaemon({ port: PORT });
   });
   afterAll(async () => {
@@ -131,15 +132,16 @@ describe('daemon process', () => {
 
 describe('daemon process limits', () => {
   it('cuts a reader that stops reading once MaxSessionMessages are queued', async () => {
+    const port = await freePort();
     const daemon = await startDaemon({
-      port: 24811,
-      config: soloConfig(24811, ['MaxSessionMessages = 5']),
+      port,
+      config: soloConfig(port, ['MaxSessionMessages = 5']),
       args: ['--slow-reader-stall-ms', '300'],
     });
     try {
-      const sender = await RawClient.join({ port: 24811 }, 'sender');
-      const sleeper = await RawClient.join({ port: 24811 }, 'sleeper');
-      const watcher = await RawClient.join({ port: 24811 }, 'watcher');
+      const sender = await RawClient.join({ port }, 'sender');
+      const sleeper = await RawClient.join({ port }, 'sleeper');
+      const watcher = await RawClient.join({ port }, 'watcher');
       sleeper.joinGroup('flood');
       await sleeper.message();
       watcher.joinGroup('flood');
@@ -166,14 +168,65 @@ describe('daemon process limits', () => {
     }
   }, 30_000);
 
+  it('never cuts a reader that keeps reading, however slowly, during a flood', async () => {
+    const port = await freePort();
+    const daemon = await startDaemon({ port, config: soloConfig(port, ['MaxSessionMessages = 200']) });
+    try {
+      const sender = await RawClient.join({ port }, 'sender');
+      const reader = await RawClient.join({ path: daemon.unixPath }, 'reader');
+      reader.joinGroup('flood');
+      await reader.message();
+      const total = 3000;
+      const payload = Buffer.alloc(1000, 1);
+      const sending = (async () => {
+        for (let i = 0; i < total; i++) {
+          sender.multicast(ServiceType.AGREED_MESS, ['flood'], payload, i & 0x7fff);
+          if (i % 200 === 199) await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      // Read in bursts with pauses, so the reader is often slower than the sender.
+      for (let i = 0; i < total; i++) {
+        const message = await reader.message(10_000);
+        expect(message.header.type).toBe(ServiceType.AGREED_MESS);
+        if (i % 500 === 499) {
+          reader.socket.pause();
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          reader.socket.resume();
+        }
+      }
+      await sending;
+      expect(reader.isEnded()).toBe(false);
+      expect(daemon.output()).not.toContain('cutting slow reader');
+      sender.close();
+      reader.close();
+    } finally {
+      await daemon.stop();
+    }
+  }, 30_000);
+
+  it('closes a silent client silently and a partial name with FB at the deadline', async () => {
+    const port = await freePort();
+    const daemon = await startDaemon({ port, args: ['--handshake-timeout-ms', '300'] });
+    try {
+      const silent = await RawClient.connect({ port });
+      const partial = await RawClient.connect({ path: daemon.unixPath });
+      partial.write(Buffer.from([5, 0, 1, 1, 3, 0x61, 0x62]));
+      expect(await silent.readToEnd(3000)).toEqual(Buffer.alloc(0));
+      expect(await partial.readToEnd(3000)).toEqual(Buffer.from([0xfb]));
+    } finally {
+      await daemon.stop();
+    }
+  });
+
   it('exits cleanly on SIGTERM and removes the Unix socket', async () => {
-    const daemon = await startDaemon({ port: 24812 });
+    const port = await freePort();
+    const daemon = await startDaemon({ port });
     expect(existsSync(daemon.unixPath)).toBe(true);
     const code = await daemon.stop();
     expect(code).toBe(0);
     expect(existsSync(daemon.unixPath)).toBe(false);
     await expect(
-      new Promise((resolve, reject) => net.connect({ port: 24812, host: '127.0.0.1' }).on('connect', resolve).on('error', reject)),
+      new Promise((resolve, reject) => net.connect({ port, host: '127.0.0.1' }).on('connect', resolve).on('error', reject)),
     ).rejects.toThrow();
   });
 });

@@ -1,25 +1,21 @@
 // Two real daemons (127.0.0.1 and 127.0.0.2) on one ring: the group layer across daemons.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceType, decodeMembershipBody, frameData, frameGroups } from '../src/protocol/index.js';
-import { startDaemon, type StartedDaemon } from './helpers/daemon.js';
+import { freePort, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 import { RawClient } from './helpers/raw-client.js';
 
-const SEGMENT_PORT = 24840;
-const CONFIG = [
-  `Spread_Segment 127.0.0.255:${SEGMENT_PORT} {`,
-  '\td1 127.0.0.1',
-  '\td2 127.0.0.2',
-  '}',
-  '',
-].join('\n');
+const ringConfig = (segmentPort: number) =>
+  [`Spread_Segment 127.0.0.255:${segmentPort} {`, '\td1 127.0.0.1', '\td2 127.0.0.2', '}', ''].join('\n');
 
 describe('two daemons on one ring', () => {
   let d1: StartedDaemon;
   let d2: StartedDaemon;
   beforeAll(async () => {
+    const config = ringConfig(await freePort({ udp: ['127.0.0.1', '127.0.0.2'] }));
+    const [port1, port2] = [await freePort(), await freePort()];
     [d1, d2] = await Promise.all([
-      startDaemon({ port: 24842, config: CONFIG, args: ['-n', 'd1'] }),
-      startDaemon({ port: 24843, config: CONFIG, args: ['-n', 'd2'] }),
+      startDaemon({ port: port1, config, args: ['-n', 'd1'] }),
+      startDaemon({ port: port2, config, args: ['-n', 'd2'] }),
     ]);
   });
   afterAll(async () => {
@@ -27,8 +23,8 @@ describe('two daemons on one ring', () => {
   });
 
   it('orders members across daemons and routes data and private messages', async () => {
-    const bob = await RawClient.join({ port: 24843 }, 'bob');
-    const al = await RawClient.join({ port: 24842 }, 'al');
+    const bob = await RawClient.join({ port: d2.port }, 'bob');
+    const al = await RawClient.join({ port: d1.port }, 'al');
     bob.joinGroup('shared');
     let message = await bob.message(10_000);
     expect(frameGroups(message)).toEqual(['#bob#d2']);

@@ -10,6 +10,8 @@
  * waits for the exit (SIGKILL after 5 s) and removes the temporary files.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -40,6 +42,52 @@ export interface StartedDaemon {
   waitForOutput(text: string, timeoutMs?: number): Promise<void>;
   /** Resolves with the exit code (null when killed by a signal). */
   stop(): Promise<number | null>;
+}
+
+function tcpFree(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const server = net.createServer();
+    server.once('error', () => resolvePort(false));
+    server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolvePort(true)));
+  });
+}
+
+function udpFree(port: number, address: string): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', () => {
+      socket.close();
+      resolvePort(false);
+    });
+    socket.bind(port, address, () => socket.close(() => resolvePort(true)));
+  });
+}
+
+const handedOut = new Set<number>();
+
+/**
+ * A port in [from, to] that is free right now for TCP (and, with `udp`, for UDP on those
+ * addresses at port and port + 1, as a ring needs). Other test runs may share the machine
+ * (several engineers run `npm test`), so fixed ports collide; this picks at random and
+ * never hands the same port out twice in one process. Daemon tests use 24800–24899.
+ */
+export async function freePort(options: { from?: number; to?: number; udp?: string[] } = {}): Promise<number> {
+  const from = options.from ?? 24800;
+  const to = options.to ?? 24899;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = from + Math.floor(Math.random() * (to - from + 1));
+    if (handedOut.has(port) || (options.udp && (handedOut.has(port + 1) || port + 1 > to))) continue;
+    if (!(await tcpFree(port))) continue;
+    let ok = true;
+    for (const address of options.udp ?? []) {
+      if (!(await udpFree(port, address)) || !(await udpFree(port + 1, address))) ok = false;
+    }
+    if (!ok) continue;
+    handedOut.add(port);
+    if (options.udp) handedOut.add(port + 1);
+    return port;
+  }
+  throw new Error(`no free port in ${from}..${to}`);
 }
 
 /** A one-daemon spread.conf for `localhost` on `port`, plus extra parameter lines. */
