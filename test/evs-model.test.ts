@@ -25,7 +25,17 @@ const op: fc.Arbitrary<ModelOp> = fc.oneof(
   { weight: 3, arbitrary: joinOp },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('leave' as const), client, group }) },
   { weight: 6, arbitrary: sendOp },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('partition' as const), daemons: fc.uniqueArray(daemon, { minLength: 1, maxLength: 2 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record(
+      {
+        op: fc.constant('partition' as const),
+        daemons: fc.uniqueArray(daemon, { minLength: 1, maxLength: 2 }),
+        joinDuring: fc.record({ client, group }),
+      },
+      { requiredKeys: ['op', 'daemons'] },
+    ),
+  },
   { weight: 1, arbitrary: fc.constant({ op: 'merge' as const }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('crash' as const), daemon }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('restart' as const), daemon }) },
@@ -65,6 +75,34 @@ describe('EVS checker against the reference model', () => {
         [entries[index], entries[index + 1]] = [entries[index + 1], entries[index]];
         const properties = checkEvs(broken).map((violation) => violation.property);
         expect(properties).toContain('total-order');
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('duplicated deliveries, dropped self-deliveries and forged senders are reported', () => {
+    fc.assert(
+      fc.property(ops, fc.nat(), fc.constantFrom('duplicate', 'drop-own', 'forge'), (script, pick, mutation) => {
+        const logs = runReferenceModel(config, script);
+        const candidates: { session: number; index: number }[] = [];
+        logs.forEach((log, session) => {
+          const disconnected = log.entries.some((entry) => entry.type === 'disconnected');
+          log.entries.forEach((entry, index) => {
+            if (entry.type !== 'data') return;
+            if (mutation === 'drop-own' && (entry.sender !== log.privateGroup || disconnected || entry.service === 'UNRELIABLE')) return;
+            candidates.push({ session, index });
+          });
+        });
+        fc.pre(candidates.length > 0);
+        const { session, index } = candidates[pick % candidates.length];
+        const broken = structuredClone(logs);
+        const entries = broken[session].entries;
+        const entry = entries[index] as Extract<LogEntry, { type: 'data' }>;
+        const expected = { duplicate: 'no-duplication', 'drop-own': 'self-delivery', forge: 'no-creation' }[mutation];
+        if (mutation === 'duplicate') entries.splice(index + 1, 0, { ...entry });
+        else if (mutation === 'drop-own') entries.splice(index, 1);
+        else entries[index] = { ...entry, sender: '#mallory#d9' };
+        expect(checkEvs(broken).map((violation) => violation.property)).toContain(expected);
       }),
       { numRuns: 200 },
     );

@@ -209,6 +209,8 @@ interface ViewOccurrence {
   /** delivered.length when the transitional signal came, or -1. */
   transitionalAt: number;
   next?: ViewOccurrence;
+  /** The session's previous view of the group, without a leave in between. */
+  previous?: ViewOccurrence;
   end: ViewEnd;
   instance: number;
   deliveredSet?: Set<string>;
@@ -478,6 +480,8 @@ class EvsChecker {
     }
     state.installed.add(gidKey);
     if (previous === undefined) {
+      // A leave asked for while not a member was a no-op.
+      state.leaveRequested = false;
       if (entry.cause === 'leave' || entry.cause === 'disconnect') {
         this.report('view-sequence', [who], `${where}: ${who} gets a ${entry.cause} view ${group}@${gidKey} without being a member of ${group} before`, undefined, group);
       }
@@ -495,6 +499,7 @@ class EvsChecker {
       }
       previous.end = 'next';
       previous.next = view;
+      view.previous = previous;
     }
     state.view = view;
     session.views.push(view);
@@ -747,6 +752,7 @@ class EvsChecker {
         list.push(view);
       }
     }
+    this.checkTransitionalSets();
     for (const together of byTransition.values()) {
       if (together.length < 2) continue;
       const first = together[0];
@@ -755,6 +761,30 @@ class EvsChecker {
       const missing = this.compareDeliveredSets(together, (view) => view.delivered);
       for (const { view, ids, holder } of missing) {
         this.report('virtual-synchrony', [view.session.name, holder.session.name], `${view.session.name} and ${holder.session.name} move together through ${label}, but ${view.session.name} does not deliver in ${first.group}@${first.gidKey} ${listIds(ids)} that ${holder.session.name} delivers there`, ids, first.group);
+      }
+    }
+  }
+
+  /**
+   * Members of one vs set of a network view came through the change
+   * together, so those that had a previous view of the group had the same one.
+   */
+  private checkTransitionalSets(): void {
+    for (const occurrences of this.instances) {
+      const first = occurrences[0];
+      if (first.cause !== 'network') continue;
+      const previousBySet = new Map<string, ViewOccurrence>();
+      for (const view of occurrences) {
+        if (view.vsSet === undefined) continue;
+        const previous = view.previous;
+        if (previous === undefined) continue;
+        const setKey = [...view.vsSet].sort().join('\u0000');
+        const other = previousBySet.get(setKey);
+        if (other === undefined) {
+          previousBySet.set(setKey, previous);
+        } else if (other.instance !== previous.instance) {
+          this.report('virtual-synchrony', [other.session.name, view.session.name], `${other.session.name} and ${view.session.name} share the vs set [${view.vsSet.join(', ')}] of ${first.group}@${first.gidKey}, but came from different views (${other.group}@${other.gidKey} and ${previous.group}@${previous.gidKey})`, undefined, first.group);
+        }
       }
     }
   }

@@ -32,8 +32,13 @@ export type ModelOp =
       selfDiscard: boolean;
       late: boolean;
     }
-  /** Moves `daemons` out of their components into one new component. */
-  | { op: 'partition'; daemons: number[] }
+  /**
+   * Splits every component holding some of `daemons` in two. With
+   * `joinDuring`, that client joins that group during the transitional
+   * period if the group changed on the client's side (spread-protocol.md
+   * §5.5 "join while changed": REG+NETWORK then TRANSITION, same gid).
+   */
+  | { op: 'partition'; daemons: number[]; joinDuring?: { client: number; group: number } }
   | { op: 'merge' }
   | { op: 'crash'; daemon: number }
   | { op: 'restart'; daemon: number };
@@ -329,6 +334,9 @@ class ReferenceModel {
           if (message.selfDiscard) targets.delete(message.client);
           this.deliver(message, [...targets].sort((a, b) => a - b));
         }
+        if (op.op === 'partition' && op.joinDuring !== undefined) {
+          this.joinWhileChanged(op.joinDuring, part, old, changed);
+        }
         for (const { group, members } of changed) {
           const view: GroupView = { procId: component.procId, time: component.time, index: 1, members };
           component.groups.set(group, view);
@@ -345,6 +353,41 @@ class ReferenceModel {
       }
     }
     this.components = [...nextComponents, ...created];
+  }
+
+  /**
+   * The joiner's REG+NETWORK lists the old members including those on
+   * departed daemons (each departed daemon its own vs set), the side's
+   * members in one set and the joiner alone at the end; a TRANSITION with
+   * the same gid follows. The gid is (transitional membership id, 2).
+   */
+  private joinWhileChanged(
+    join: { client: number; group: number },
+    part: Set<number>,
+    old: Component,
+    changed: { group: number; members: number[] }[],
+  ): void {
+    const state = this.clients[join.client];
+    if (state === undefined || !this.connected(join.client) || !part.has(state.daemon)) return;
+    const entry = changed.find((candidate) => candidate.group === join.group);
+    const before = old.groups.get(join.group);
+    if (entry === undefined || before === undefined || entry.members.includes(join.client)) return;
+    this.recorder(join.client).joinRequested(groupName(join.group));
+    this.clock += 1;
+    const view: GroupView = {
+      procId: Math.min(...part) + 1,
+      time: this.clock,
+      index: 2,
+      members: this.sortMembers([...before.members.filter((member) => this.connected(member) || !part.has(member % this.config.daemons)), join.client]),
+    };
+    const side = entry.members;
+    const departedSet = (client: number): number[] => before.members.filter((member) => member % this.config.daemons === client % this.config.daemons);
+    const to = [...side, join.client];
+    this.installRegular(join.group, view, to, 'network', (client) => (client === join.client ? [client] : side.includes(client) ? side : departedSet(client)));
+    for (const client of to) {
+      this.recorder(client).membership({ kind: 'transitional', group: groupName(join.group), gid: { procId: view.procId, time: view.time, index: view.index } });
+    }
+    entry.members = this.sortMembers(to);
   }
 
   private merge(): void {
