@@ -16,10 +16,10 @@ afterEach(async () => {
   open = [];
 });
 
-function startAll(config: SpreadConfig): { transports: UdpRingTransport[]; events: RingEvent[][] } {
+function startAll(config: SpreadConfig, mode: 'unicast' | 'segment' = 'unicast'): { transports: UdpRingTransport[]; events: RingEvent[][] } {
   const events: RingEvent[][] = config.daemons.map(() => []);
   const transports = config.daemons.map((me, i) => {
-    const t = new UdpRingTransport({ config, myVid: me.vid, ring: createRingFromConfig(config, me, Date.now()) });
+    const t = new UdpRingTransport({ config, myVid: me.vid, ring: createRingFromConfig(config, me, Date.now()), mode });
     t.onEvents((batch) => events[i].push(...batch));
     open.push(t);
     return t;
@@ -64,6 +64,23 @@ describe('UDP ring', () => {
     const before = transports.map((t) => t.link.stats().datagramsOut);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(transports.map((t) => t.link.stats().datagramsOut)).toEqual(before);
+  });
+
+  it('segment mode: one broadcast per packet to the segment address', async () => {
+    const config = ringTestConfig(['127.0.0.1', '127.0.0.2', '127.0.0.3'], PORT);
+    const { transports, events } = startAll(config, 'segment');
+    await Promise.all(transports.map((t) => t.start()));
+    await until(() => events.every((e) => e.some((x) => x.kind === 'regular')), 5_000);
+    for (let i = 0; i < 100; i++) transports[i % 3].submit(Buffer.from(`b${i}`), false);
+    await until(() => events.every((e) => deliveries(e).length === 100), 10_000);
+    expect(deliveries(events[1])).toEqual(deliveries(events[0]));
+    expect(deliveries(events[2])).toEqual(deliveries(events[0]));
+    const stats = transports.map((t) => t.link.stats());
+    expect(stats.every((s) => s.droppedSource === 0)).toBe(true);
+    // Each broadcast reaches both peers: more datagrams in than out.
+    const totalIn = stats.reduce((a, s) => a + s.datagramsIn, 0);
+    const totalOut = stats.reduce((a, s) => a + s.datagramsOut, 0);
+    expect(totalIn).toBeGreaterThan(totalOut);
   });
 
   it('drops datagrams whose source is not the sender VID address', async () => {

@@ -20,8 +20,10 @@
  * Rules kept here (§11.1): data, HELLO, HURRY and acks go to a daemon's segment
  * port, tokens to port + 1. By default 'all' is sent as one unicast per other
  * daemon (works on any network, and lets 127.0.0.1/.2/.3 share a port on one
- * host); `mode: 'segment'` sends 'all' once to each segment's first address
- * (broadcast or multicast; untested beyond loopback). A datagram is dropped
+ * host); `mode: 'segment'` sends 'all' once to our segment's first address
+ * (broadcast or multicast; also bound, with reuseAddr, to receive it) and by
+ * unicast to daemons of other segments. Tested with loopback broadcast only;
+ * multicast joins the group on our configured address. A datagram is dropped
  * unless its source address is the configured address of the VID in its
  * header. Token datagrams are handled one turn later (setImmediate) so data
  * read in the same poll phase is processed first: Spread's priority of the
@@ -67,6 +69,12 @@ export interface UdpLinkStats {
   sendErrors: number;
 }
 
+function isMulticast(address: string): boolean {
+  if (isIPv6(address)) return address.toLowerCase().startsWith('ff');
+  const first = Number(address.split('.')[0]);
+  return first >= 224 && first <= 239;
+}
+
 const wallOffsetMs = Date.now() - performance.now();
 /** Monotonic milliseconds, anchored at the wall clock when this module loaded. */
 export function monotonicWallClock(): number {
@@ -81,6 +89,10 @@ export class UdpRingLink {
   private readonly family: 'udp4' | 'udp6';
   private dataSocket: dgram.Socket | null = null;
   private tokenSocket: dgram.Socket | null = null;
+  /** 'segment' mode: receives what peers send to the segment's broadcast or multicast address. */
+  private segmentSocket: dgram.Socket | null = null;
+  private readonly segmentAddress: string | null = null;
+  private readonly myVid: number;
   private listener: (bytes: Uint8Array, nowMs: number) => void = () => {};
   private readonly pendingTokens: Uint8Array[] = [];
   private tokenDrainScheduled = false;
@@ -101,8 +113,10 @@ export class UdpRingLink {
     if (me === null) throw new Error(`VID ${myVid} is not a configured daemon`);
     this.me = me;
     this.family = isIPv6(me.address) ? 'udp6' : 'udp4';
+    this.myVid = myVid;
     if (options.mode === 'segment') {
       const mySegment = config.daemons.find((d) => d.vid === myVid)!.segmentIndex;
+      this.segmentAddress = config.segments[mySegment].addresses[0] ?? null;
       this.allTargets = config.segments.flatMap((segment, index) => {
         const first = segment.addresses[0];
         // Our own segment via its broadcast/multicast address; other segments by unicast to each daemon.
@@ -119,25 +133,39 @@ export class UdpRingLink {
   }
 
   async start(): Promise<void> {
-    const data = await this.bind(this.me.port, (bytes, from) => this.accept(bytes, from, false));
+    const bound: dgram.Socket[] = [];
     try {
-      this.tokenSocket = await this.bind(this.me.port + 1, (bytes, from) => this.accept(bytes, from, true));
+      bound.push(await this.bind(this.me.address, this.me.port, false, (bytes, from) => this.accept(bytes, from, false)));
+      bound.push(await this.bind(this.me.address, this.me.port + 1, false, (bytes, from) => this.accept(bytes, from, true)));
+      if (this.segmentAddress !== null) {
+        // Every daemon of the segment on this host binds the shared address: reuseAddr.
+        const socket = await this.bind(this.segmentAddress, this.me.port, true, (bytes, from) => {
+          if (peekSender(bytes) !== this.myVid) this.accept(bytes, from, false); // our own broadcast, looped back
+        });
+        bound.push(socket);
+        if (isMulticast(this.segmentAddress)) {
+          socket.addMembership(this.segmentAddress, this.me.address);
+          bound[0].setMulticastInterface(this.me.address);
+          bound[0].setMulticastLoopback(true);
+        }
+      }
     } catch (error) {
-      data.close();
+      for (const socket of bound) socket.close();
       throw error;
     }
-    this.dataSocket = data;
+    [this.dataSocket, this.tokenSocket] = bound;
+    this.segmentSocket = bound[2] ?? null;
   }
 
-  private bind(port: number, onMessage: (bytes: Buffer, from: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
+  private bind(address: string, port: number, reuseAddr: boolean, onMessage: (bytes: Buffer, from: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: this.family, reuseAddr: false });
+      const socket = dgram.createSocket({ type: this.family, reuseAddr });
       const onError = (error: Error): void => {
         socket.close();
         reject(error);
       };
       socket.once('error', onError);
-      socket.bind(port, this.me.address, () => {
+      socket.bind(port, address, () => {
         socket.off('error', onError);
         socket.on('error', (error) => this.sendFailed(error));
         try {
@@ -222,9 +250,10 @@ export class UdpRingLink {
   }
 
   async close(): Promise<void> {
-    const sockets = [this.dataSocket, this.tokenSocket].filter((s): s is dgram.Socket => s !== null);
+    const sockets = [this.dataSocket, this.tokenSocket, this.segmentSocket].filter((s): s is dgram.Socket => s !== null);
     this.dataSocket = null;
     this.tokenSocket = null;
+    this.segmentSocket = null;
     this.pendingTokens.length = 0;
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
