@@ -37,7 +37,9 @@ export interface FramerOptions {
 }
 
 export class Framer {
-  private pending: Buffer = Buffer.alloc(0);
+  /** The message begun in an earlier chunk: `partial[0, filled)`, sized to the whole message once its header is known. */
+  private partial: Buffer = Buffer.alloc(0);
+  private filled = 0;
   private readonly options: FramerOptions;
 
   constructor(options: FramerOptions) {
@@ -46,49 +48,88 @@ export class Framer {
 
   /** Bytes held waiting for the rest of a message. */
   get bufferedBytes(): number {
-    return this.pending.length;
+    return this.filled;
   }
 
   /**
    * Adds bytes and returns every message now complete. Throws ProtocolError on a
    * malformed or oversized header; the stream is unusable afterwards.
+   * Complete messages inside `chunk` are returned as views of it, without copying.
    */
   push(chunk: Uint8Array): Frame[] {
-    let buffer: Buffer =
-      this.pending.length === 0
-        ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
-        : Buffer.concat([this.pending, chunk]);
+    const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     const frames: Frame[] = [];
     let offset = 0;
-    for (;;) {
-      const available = buffer.length - offset;
-      if (available < HEADER_BYTES) break;
-      const header = decodeHeader(buffer, offset);
-      this.check(header);
-      const hasOldType = this.options.rejectCarriesOldType && (header.type & ServiceType.REJECT_MESS) !== 0;
-      const extra = hasOldType ? 4 : 0;
-      const total = HEADER_BYTES + extra + header.numGroups * GROUP_NAME_BYTES + header.dataLen;
-      if (available < total) break;
-      const bytes = buffer.subarray(offset, offset + total);
-      let oldType: number | null = null;
-      if (hasOldType) {
-        const raw = header.littleEndian ? bytes.readUInt32LE(HEADER_BYTES) : bytes.readUInt32BE(HEADER_BYTES);
-        oldType = (raw & ~0x80000080) >>> 0;
+    // First finish the message begun earlier, copying only its own bytes.
+    while (this.filled > 0 && offset < input.length) {
+      const target = this.filled < HEADER_BYTES ? HEADER_BYTES : this.measure(this.partial, 0).total;
+      const take = Math.min(target - this.filled, input.length - offset);
+      this.reserve(this.filled + take);
+      input.copy(this.partial, this.filled, offset, offset + take);
+      this.filled += take;
+      offset += take;
+      if (this.filled < HEADER_BYTES) break;
+      const measured = this.measure(this.partial, 0);
+      if (this.filled === measured.total) {
+        frames.push(this.frameAt(this.partial, 0, measured));
+        this.partial = Buffer.alloc(0);
+        this.filled = 0;
+      } else {
+        this.reserve(measured.total);
       }
-      const groupsOffset = HEADER_BYTES + extra;
-      frames.push({
-        header,
-        bytes,
-        oldType,
-        groupsOffset,
-        dataOffset: groupsOffset + header.numGroups * GROUP_NAME_BYTES,
-      });
-      offset += total;
     }
-    // Keep only the unfinished tail; copy it so the caller's chunk can be reused.
-    this.pending = offset === buffer.length ? Buffer.alloc(0) : Buffer.from(buffer.subarray(offset));
-    buffer = this.pending;
+    for (;;) {
+      const available = input.length - offset;
+      if (available < HEADER_BYTES) break;
+      const measured = this.measure(input, offset);
+      if (available < measured.total) break;
+      frames.push(this.frameAt(input, offset, measured));
+      offset += measured.total;
+    }
+    if (this.filled === 0 && offset < input.length) {
+      // Keep the unfinished tail; copy it so the caller's chunk can be reused.
+      const tail = input.subarray(offset);
+      const total = tail.length >= HEADER_BYTES ? this.measure(tail, 0).total : HEADER_BYTES;
+      this.partial = Buffer.allocUnsafe(Math.max(total, tail.length));
+      tail.copy(this.partial, 0);
+      this.filled = tail.length;
+    }
     return frames;
+  }
+
+  /** Grows `partial` to hold `size` bytes, keeping what it holds. */
+  private reserve(size: number): void {
+    if (this.partial.length >= size) return;
+    const grown = Buffer.allocUnsafe(size);
+    this.partial.copy(grown, 0, 0, this.filled);
+    this.partial = grown;
+  }
+
+  /** Decodes and checks the header at `offset`; `total` is the whole message's length. */
+  private measure(buffer: Buffer, offset: number): { header: MessageHeader; total: number; extra: number } {
+    const header = decodeHeader(buffer, offset);
+    this.check(header);
+    const hasOldType = this.options.rejectCarriesOldType && (header.type & ServiceType.REJECT_MESS) !== 0;
+    const extra = hasOldType ? 4 : 0;
+    return { header, extra, total: HEADER_BYTES + extra + header.numGroups * GROUP_NAME_BYTES + header.dataLen };
+  }
+
+  private frameAt(buffer: Buffer, offset: number, measured: { header: MessageHeader; total: number; extra: number }): Frame {
+    const { header, total, extra } = measured;
+    const bytes = buffer.subarray(offset, offset + total);
+    let oldType: number | null = null;
+    if (extra > 0) {
+      const raw = header.littleEndian ? bytes.readUInt32LE(HEADER_BYTES) : bytes.readUInt32BE(HEADER_BYTES);
+      oldType = (raw & ~0x80000080) >>> 0;
+    }
+    const groupsOffset = HEADER_BYTES + extra;
+    return {
+      header,
+      bytes,
+      oldType,
+      groupsOffset,
+      dataOffset: groupsOffset + header.numGroups * GROUP_NAME_BYTES,
+    };
   }
 
   private check(header: MessageHeader): void {
