@@ -169,7 +169,15 @@ export class DaemonServer {
     const peer: PeerAddress = unix ? { kind: 'unix' } : { kind: 'tcp', address: socket.remoteAddress ?? '' };
     socket.on('data', (chunk: Buffer) => {
       if (connection.closing) return;
-      this.node.sessionData(id, chunk);
+      try {
+        this.node.sessionData(id, chunk);
+      } catch (error) {
+        // A bug, not bad input (the node turns bad input into a kill): contain it to this session.
+        this.options.logger.warn({ session: id, error: String(error) }, 'internal error on session input; closing it');
+        connection.closing = true;
+        socket.destroy();
+        this.node.sessionEnded(id, 'error', String(error));
+      }
       this.bytesSinceDrive += chunk.length;
       if (this.bytesSinceDrive >= DRIVE_EVERY_BYTES) this.drive();
       else this.schedule();
