@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +12,9 @@ import {
   checkEvs,
   formatViolations,
   loadLogs,
+  markDisconnected,
   messageIdOf,
+  openJsonLinesRecorder,
   payloadWithId,
   saveLogs,
   serviceFromTypeBits,
@@ -484,6 +486,30 @@ describe('EVS log recorder and files', () => {
       const loaded = loadLogs(path);
       expect(loaded).toEqual([log]);
       expect(checkEvs(loaded)).toEqual([]);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('streams JSON Lines that survive a kill, and marks killed sessions', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'evs-'));
+    try {
+      const path = join(directory, 'a.jsonl');
+      const alice = openJsonLinesRecorder(path, { privateGroup: A, daemon: 'd1', session: 'alice@1' });
+      alice.membership({ kind: 'regular', group: 'g', cause: 'join', gid: { procId: 1, time: 2, index: 1 }, members: [A], vsSet: [A] });
+      const id = alice.sent({ service: 'SAFE', groups: ['g'] });
+      // Killed before the message came back, in the middle of writing a line:
+      appendFileSync(path, '{"type":"da');
+      const [loaded] = loadLogs(path);
+      expect(loaded.session).toBe('alice@1');
+      expect(loaded.entries).toHaveLength(2);
+      expect(properties([loaded])).toEqual(['self-delivery']);
+      const killed = markDisconnected(loaded);
+      expect(killed.entries.at(-1)).toEqual({ type: 'disconnected', reason: 'process killed' });
+      expect(markDisconnected(killed)).toBe(killed);
+      expect(checkEvs([killed])).toEqual([]);
+      expect(id).toBe('alice@1:1');
+      alice.closed(); // releases the file descriptor
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }

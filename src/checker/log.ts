@@ -13,7 +13,7 @@
  * client (or one file per run) and check them afterwards.
  */
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 
 /** Spread's six data services, weakest first. */
 export const SERVICES = ['UNRELIABLE', 'RELIABLE', 'FIFO', 'CAUSAL', 'AGREED', 'SAFE'] as const;
@@ -226,6 +226,62 @@ export interface ClientLogMeta {
   daemon: string;
   /** Defaults to the private group name. Must be unique within a run. */
   session?: string;
+  /** Also hands every entry, as recorded, to this sink (e.g. `JsonLinesSink`). */
+  sink?: LogSink;
+}
+
+/** Receives entries as they are recorded; `close` is called by `closed()`. */
+export interface LogSink {
+  write(entry: LogEntry): void;
+  close?(): void;
+}
+
+export const JSONL_FORMAT = 'tspread-evs-jsonl';
+
+/**
+ * Appends a session's log to a file, one JSON value per line, written
+ * synchronously as each entry is recorded: a process that is killed leaves
+ * a valid prefix (`loadLogs` drops a torn last line). The first line holds
+ * the session's metadata.
+ */
+export class JsonLinesSink implements LogSink {
+  private fd: number | undefined;
+
+  constructor(path: string, meta: { session: string; privateGroup: string; daemon: string }) {
+    this.fd = openSync(path, 'w');
+    this.line({ format: JSONL_FORMAT, version: 1, session: meta.session, privateGroup: meta.privateGroup, daemon: meta.daemon });
+  }
+
+  write(entry: LogEntry): void {
+    this.line(entry);
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private line(value: unknown): void {
+    if (this.fd === undefined) return;
+    writeSync(this.fd, `${JSON.stringify(value)}\n`);
+  }
+}
+
+/** A recorder that also streams to `path` (JSON Lines), for real client processes. */
+export function openJsonLinesRecorder(path: string, meta: { privateGroup: string; daemon: string; session: string }): ClientLogRecorder {
+  return new ClientLogRecorder({ ...meta, sink: new JsonLinesSink(path, meta) });
+}
+
+/**
+ * A copy of `log` that ends with 'disconnected' (unchanged if it already
+ * does): for sessions whose process the test killed, which could not record
+ * their own end.
+ */
+export function markDisconnected(log: ClientLog, reason = 'process killed'): ClientLog {
+  const last = log.entries[log.entries.length - 1];
+  if (last?.type === 'disconnected') return log;
+  return { ...log, entries: [...log.entries, { type: 'disconnected', reason }] };
 }
 
 /**
@@ -238,6 +294,7 @@ export class ClientLogRecorder {
   readonly privateGroup: string;
   readonly daemon: string;
   private readonly entries: LogEntry[] = [];
+  private readonly sink: LogSink | undefined;
   private counter = 0;
   private isClosed = false;
 
@@ -245,6 +302,7 @@ export class ClientLogRecorder {
     this.privateGroup = meta.privateGroup;
     this.daemon = meta.daemon;
     this.session = meta.session ?? meta.privateGroup;
+    this.sink = meta.sink;
   }
 
   /** A fresh message id, unique as long as session names are unique. */
@@ -326,6 +384,7 @@ export class ClientLogRecorder {
     if (this.isClosed) return;
     this.push(reason === undefined ? { type: 'disconnected' } : { type: 'disconnected', reason });
     this.isClosed = true;
+    this.sink?.close?.();
   }
 
   get isDisconnected(): boolean {
@@ -345,6 +404,7 @@ export class ClientLogRecorder {
     // (a late callback after close) out of the checked log.
     if (this.isClosed) return;
     this.entries.push(entry);
+    this.sink?.write(entry);
   }
 }
 
@@ -381,11 +441,12 @@ export function saveLogs(path: string, logs: readonly ClientLog[]): void {
 }
 
 /**
- * Parses a log file: either a `LogFile` document, a bare `ClientLog[]`, or a
- * single `ClientLog`. Throws a descriptive Error on malformed input; entry
+ * Parses a log file: a `LogFile` document, a bare `ClientLog[]`, a single
+ * `ClientLog`, or one session in JSON Lines (`JsonLinesSink`). Throws a descriptive Error on malformed input; entry
  * contents are checked by `checkEvs` (property 'log-format').
  */
 export function parseLogs(text: string): ClientLog[] {
+  if (text.startsWith(`{"format":"${JSONL_FORMAT}"`)) return [parseJsonLines(text)];
   const value: unknown = JSON.parse(text);
   let clients: unknown;
   if (Array.isArray(value)) {
@@ -411,6 +472,26 @@ export function parseLogs(text: string): ClientLog[] {
     }
     return client as unknown as ClientLog;
   });
+}
+
+/** One session from JSON Lines (`JsonLinesSink`); a torn last line is dropped. */
+function parseJsonLines(text: string): ClientLog {
+  const lines = text.split('\n').filter((line) => line.trim().length > 0);
+  const header: unknown = JSON.parse(lines[0]);
+  if (!isObject(header) || header.format !== JSONL_FORMAT || header.version !== 1) throw new Error(`not a ${JSONL_FORMAT} v1 header`);
+  if (typeof header.session !== 'string' || typeof header.privateGroup !== 'string' || typeof header.daemon !== 'string') {
+    throw new Error(`${JSONL_FORMAT} header lacks session/privateGroup/daemon`);
+  }
+  const entries: LogEntry[] = [];
+  for (let index = 1; index < lines.length; index++) {
+    try {
+      entries.push(JSON.parse(lines[index]) as LogEntry);
+    } catch (error) {
+      if (index === lines.length - 1 && !text.endsWith('\n')) break; // torn by a kill
+      throw new Error(`${header.session}: line ${index + 1} is not JSON`, { cause: error });
+    }
+  }
+  return { session: header.session, privateGroup: header.privateGroup, daemon: header.daemon, entries };
 }
 
 /** Reads and concatenates log files (each may hold one or many sessions). */
