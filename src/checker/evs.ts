@@ -40,7 +40,9 @@
  *    next regular view come from the receiver's vs set in that view.
  *  - virtual-synchrony: clients moving together from V to V' deliver the
  *    same set of messages in V (services ≥ `vsMinService`, default RELIABLE),
- *    a sender being excused from its own SELF_DISCARD messages.
+ *    a sender being excused from its own SELF_DISCARD messages; clients that
+ *    report the same vs set in a network view, and had a previous view of
+ *    the group, had the same previous view.
  *  - safe: a SAFE message delivered by a client in V before V's transitional
  *    signal is delivered in V by every installer of V whose log shows that it
  *    lived through V's end (it saw V's transitional signal, its next regular
@@ -57,8 +59,9 @@
  *  - self-delivery: a session that sends a non-UNRELIABLE message without
  *    SELF_DISCARD while it is addressed (member of a destination group with
  *    no leave requested since, or the message names its private group)
- *    delivers it unless it disconnects; a SELF_DISCARD message never comes
- *    back to its sender.
+ *    delivers it unless it disconnects (with `truncated`, only if a later
+ *    own message came back); a SELF_DISCARD message never comes back to its
+ *    sender.
  *  - no-duplication: no session delivers a message id twice.
  *  - no-creation: every delivered id was sent, by the session whose private
  *    group is the reported sender, with the same service and group set.
