@@ -104,6 +104,7 @@ const SCRIPT = String.raw`
       var s = rings[id];
       var item = el('li', null, 'ring');
       item.dataset.ringId = id;
+      item.dataset.state = s.ring.state;
       item.appendChild(el('span', 'ring ' + id + ' (' + s.ring.state.toUpperCase() + ', leader ' + nameOf(s, s.ring.leaderVid) + '): '));
       s.ring.members.forEach(function (vid) {
         var member = el('span', nameOf(s, vid), 'member');
