@@ -86,8 +86,8 @@ async function pairRun(bytes: number, service: string): Promise<FlooderReport> {
   await joined;
   await watcher.disconnect();
   const sender = run(['-wo', '-u', `s${id}`, ...common]);
-  await sender.result;
-  return receiver.result;
+  const [, received] = await Promise.all([sender.result, receiver.result]);
+  return received;
 }
 
 async function selfRun(bytes: number, service: string): Promise<FlooderReport> {
@@ -98,6 +98,7 @@ async function selfRun(bytes: number, service: string): Promise<FlooderReport> {
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const daemon = await startDaemon();
+process.on('exit', () => daemon?.kill('SIGTERM'));
 try {
   console.log(`| mode | bytes | service | msgs/s | Mbit/s | p50 ms | p99 ms |`);
   console.log(`|---|---:|---|---:|---:|---:|---:|`);

@@ -78,7 +78,9 @@ export function writeFixedName(target: Uint8Array, offset: number, name: string,
 }
 
 function latin1(bytes: Uint8Array, start: number, end: number): string {
-  // Names are short; String.fromCharCode beats a TextDecoder round-trip here.
+  // A native slice for Buffers (every received message); names are short, so
+  // String.fromCharCode beats a TextDecoder round-trip for plain arrays.
+  if (Buffer.isBuffer(bytes)) return bytes.toString('latin1', start, end);
   let text = '';
   for (let i = start; i < end; i++) text += String.fromCharCode(bytes[i]);
   return text;

@@ -56,6 +56,11 @@ export interface FlooderReport {
   latencyMs: { p50: number; p99: number; max: number; samples: number } | null;
 }
 
+/** Little-endian uint32 without allocating a view (runs once per received message). */
+function uint32At(bytes: Uint8Array, offset: number): number {
+  return (bytes[offset] | (bytes[offset + 1] << 8) | (bytes[offset + 2] << 16) | (bytes[offset + 3] << 24)) >>> 0;
+}
+
 function percentile(sorted: Float64Array, fraction: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))];
@@ -100,9 +105,9 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
     }
     const data = message.data;
     if (stamped && data.length >= STAMP_BYTES) {
-      const stamp = Buffer.from(data.buffer, data.byteOffset, STAMP_BYTES);
-      if (latencyCount < latencies.length) latencies[latencyCount++] = Number(now - stamp.readBigUInt64LE(0)) / 1e6;
-      if (stamp.readUInt32LE(8) === stamp.readUInt32LE(12) - 1) finishedSenders.add(message.sender);
+      const sentNs = uint32At(data, 4) * 0x1_0000_0000 + uint32At(data, 0);
+      if (latencyCount < latencies.length) latencies[latencyCount++] = (Number(now) - sentNs) / 1e6;
+      if (uint32At(data, 8) === uint32At(data, 12) - 1) finishedSenders.add(message.sender);
     }
     if (received % PROGRESS_EVERY_MESSAGES === 0) options.progress?.(`received ${received} messages`);
     const done = stamped ? finishedSenders.size >= expectedSenders : received >= options.messages * expectedSenders;
