@@ -4,7 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDaemonProcess, type RunningDaemon } from '../src/daemon/daemon.js';
+import dgram from 'node:dgram';
+import { loadConfig } from '../src/config/index.js';
 import { startManagementServer, type ManagementServer } from '../src/management/http.js';
+import { MonitorEndpoint } from '../src/management/monitor-endpoint.js';
+import { isMonitorDatagram } from '../src/management/monitor-protocol.js';
 import { soloConfig } from './helpers/daemon.js';
 import { parseConfig, type SpreadConfig } from '../src/config/index.js';
 import type { DaemonStatusSnapshot } from '../src/daemon/status-types.js';
@@ -90,26 +94,54 @@ export function sampleSnapshot(overrides: { messages?: number; members?: number[
 /**
  * A real daemon in this process with its management HTTP server mounted the way the daemon's
  * `--http` option does: `startManagementServer({ snapshot: () => node.statusSnapshot(now) })`.
+ * With `monitor`, a ring-of-one daemon (which binds no UDP port) also answers the monitor
+ * protocol on its segment port through a MonitorEndpoint, as the daemon's UDP link will.
  */
 export interface WatchedDaemon {
   daemon: RunningDaemon;
   http: ManagementServer;
   statusUrl: string;
+  configPath: string;
   stop(): Promise<void>;
 }
 
-export async function startWatchedDaemon(options: { port: number; httpPort: number; config?: string; name?: string }): Promise<WatchedDaemon> {
+export async function startWatchedDaemon(options: {
+  port: number;
+  httpPort: number;
+  config?: string;
+  name?: string;
+  monitor?: boolean;
+}): Promise<WatchedDaemon> {
   const scratch = mkdtempSync(path.join(tmpdir(), 'tspread-watched-'));
   const configPath = path.join(scratch, 'spread.conf');
   writeFileSync(configPath, options.config ?? soloConfig(options.port));
   const silent = { info() {}, warn() {}, debug() {} };
   const daemon = await startDaemonProcess({ configPath, name: options.name, port: options.port, unixDir: scratch, logger: silent });
-  const http = await startManagementServer({ port: options.httpPort, snapshot: () => daemon.node.statusSnapshot(Date.now()) });
+  const snapshot = () => daemon.node.statusSnapshot(Date.now());
+  const http = await startManagementServer({ port: options.httpPort, snapshot });
+  let monitorSocket: dgram.Socket | null = null;
+  let endpoint: MonitorEndpoint | null = null;
+  if (options.monitor) {
+    assert.equal(daemon.link, null, 'monitor emulation is for a ring of one');
+    const config = loadConfig(configPath);
+    const me = config.daemons.find((entry) => entry.vid === snapshot().daemon.vid)!;
+    const monitorEndpoint = new MonitorEndpoint({ config: () => config, snapshot, me });
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(config.segments[me.segmentIndex].port, me.address, resolve));
+    socket.on('message', (bytes, from) => {
+      if (isMonitorDatagram(bytes)) monitorEndpoint.handle(bytes, from);
+    });
+    monitorSocket = socket;
+    endpoint = monitorEndpoint;
+  }
   return {
     daemon,
     http,
     statusUrl: `${http.url}status`,
+    configPath,
     async stop() {
+      monitorSocket?.close();
+      endpoint?.close();
       await http.close();
       await daemon.stop();
       rmSync(scratch, { recursive: true, force: true });

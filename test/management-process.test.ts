@@ -55,7 +55,7 @@ describe('tspread check against a real daemon', () => {
 describe('terminal, Nagios, Prometheus and browser views show the same numbers', () => {
   it('agrees on one quiet daemon after traffic', async () => {
     const port = 25064;
-    const watched = await startWatchedDaemon({ port, httpPort: 25065 });
+    const watched = await startWatchedDaemon({ port, httpPort: 25065, monitor: true });
     const { daemon, http: server } = watched;
     const session = await connect({ daemon: `${port}@127.0.0.1`, privateName: 'same' });
     try {
@@ -73,6 +73,11 @@ describe('terminal, Nagios, Prometheus and browser views show the same numbers',
       const ring = (await (await fetch(`${server.url}ring`)).json()) as RingView;
       const monitor = await run(process.execPath, [CLI_PATH, 'monitor', '--http', `${server.url}status`, '--once', '--json']);
       const monitored = (JSON.parse(monitor.stdout) as { daemons: Array<{ status: MonitorStatus }> }).daemons[0].status;
+      // spmonitor's way: the §9 UDP protocol to the daemon's segment port.
+      const udp = await run(process.execPath, [CLI_PATH, 'monitor', '-c', watched.configPath, '-p', '25066', '--once', '--json']);
+      const udpStatus = (JSON.parse(udp.stdout) as { daemons: Array<{ name: string; ok: boolean; status: MonitorStatus }> }).daemons[0];
+      expect(udpStatus).toMatchObject({ name: 'localhost', ok: true });
+      expect({ ...udpStatus.status, sec: 0 }).toEqual({ ...monitored, sec: 0 });
 
       const delivered = snapshot.traffic.messagesDelivered;
       expect(delivered).toBe(31);
