@@ -82,13 +82,13 @@ describe('daemon under hostile input', () => {
     calmB.joinGroup('calm');
     await calmA.message();
     await calmB.message();
-  });
+  }, 30_000);
 
   afterAll(async () => {
     calmA?.close();
     calmB?.close();
     await daemon?.stop();
-  });
+  }, 30_000);
 
   it('stays up and leaves other sessions untouched', async () => {
     let counter = 0;

@@ -14,10 +14,10 @@ describe('daemon process', () => {
   beforeAll(async () => {
     PORT = await freePort();
     daemon = await startDaemon({ port: PORT });
-  });
+  }, 30_000);
   afterAll(async () => {
     await daemon.stop();
-  });
+  }, 30_000);
 
   it('does the §2.8 handshake byte for byte over TCP', async () => {
     const client = await RawClient.connect({ port: PORT });

@@ -17,10 +17,10 @@ describe('two daemons on one ring', () => {
       startDaemon({ port: port1, config, args: ['-n', 'd1'] }),
       startDaemon({ port: port2, config, args: ['-n', 'd2'] }),
     ]);
-  });
+  }, 30_000);
   afterAll(async () => {
     await Promise.all([d1?.stop(), d2?.stop()]);
-  });
+  }, 30_000);
 
   it('orders members across daemons and routes data and private messages', async () => {
     const bob = await RawClient.join({ port: d2.port }, 'bob');

@@ -13,10 +13,10 @@ describe('daemon throughput', () => {
   let daemon: StartedDaemon;
   beforeAll(async () => {
     daemon = await startDaemon({ port: await freePort() });
-  });
+  }, 30_000);
   afterAll(async () => {
     await daemon.stop();
-  });
+  }, 30_000);
 
   for (const transport of ['unix', 'tcp'] as const) {
     it(`1 sender → 1 receiver over ${transport}`, async () => {

@@ -118,7 +118,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<StartedD
     await new Promise<void>((resolveReady, rejectReady) => {
       const timer = setTimeout(
         () => rejectReady(new Error(`daemon on port ${options.port} not ready in time:\n${output}`)),
-        options.startTimeoutMs ?? 10_000,
+        options.startTimeoutMs ?? 20_000,
       );
       const onData = () => {
         if (output.includes('"msg":"daemon ready"')) {
