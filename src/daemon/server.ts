@@ -217,6 +217,8 @@ export class DaemonServer {
     this.bytesSinceDrive = 0;
     if (this.stopped) return;
     const nowMs = this.now();
+    // Submits of this turn may need the ring's attention now (e.g. ask a held token back).
+    this.node.tick(nowMs);
     const ready = this.node.ready();
     const transport = this.options.transport;
     if (transport) for (const packet of ready.packets) transport.send(packet);
