@@ -15,6 +15,7 @@ import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.
 import { DaemonNode, type NodeLogger } from './node.js';
 import { DaemonServer } from './server.js';
 import { UdpRingLink, monotonicWallClock } from './udp.js';
+import { startManagementServer, type ManagementServer } from '../management/http.js';
 
 export const SESSION_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
@@ -33,6 +34,8 @@ export interface DaemonOptions {
    * daemon, else the TotemRing over UDP (src/ring/totem.ts, src/daemon/udp.ts).
    */
   createRing?: (config: SpreadConfig, me: DaemonSpec, nowMs: number) => Ring;
+  /** Serve /status, /metrics and the dashboard on this address (off when absent). */
+  http?: { host: string; port: number };
 }
 
 export interface RunningDaemon {
@@ -42,6 +45,8 @@ export interface RunningDaemon {
   link: UdpRingLink | null;
   port: number;
   unixPath: string | null;
+  /** The status/metrics/dashboard server, when `http` was given. */
+  management: ManagementServer | null;
   stop(): Promise<void>;
 }
 
@@ -133,13 +138,29 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     await link?.close();
     throw error;
   }
+  let management: ManagementServer | null = null;
+  if (options.http) {
+    try {
+      management = await startManagementServer({
+        ...options.http,
+        snapshot: () => node.statusSnapshot(clock()),
+        title: `tspread ${me.name}`,
+      });
+    } catch (error) {
+      await server.stop();
+      await link?.close();
+      throw error;
+    }
+    logger.info({ url: management.url }, 'status, metrics and dashboard served');
+  }
   logger.info(
     { daemon: me.name, vid: me.vid, port, unixPath, config: config.source, hash: config.hash, daemons: config.daemons.length },
     'daemon ready',
   );
   const stop = async () => {
+    await management?.close();
     await server.stop();
     await link?.close();
   };
-  return { node, server, link, port, unixPath, stop };
+  return { node, server, link, port, unixPath, management, stop };
 }

@@ -40,6 +40,7 @@ import { GroupLayer, type GroupOutput, type LocalSessionRef } from '../groups/gr
 import { encodeJoin, encodeKill, encodeLeave } from '../groups/ring-message.js';
 import type { AccessIpRules, PeerAddress } from './access-ip.js';
 import { DaemonHandshake, HANDSHAKE_DEADLINE_MS_DEFAULT, type HandshakePolicy, type HandshakeStep } from './handshake.js';
+import { RateMeter } from './rate-meter.js';
 import type { DaemonStatusSnapshot } from './status-types.js';
 import { normalizeToLittleEndian, validateClientFrame } from './validate.js';
 
@@ -146,6 +147,7 @@ export class DaemonNode {
   private writes: SessionWrite[] = [];
   private closes: SessionClose[] = [];
   private groupOutputs: GroupOutput[] = [];
+  private readonly tokenRate = new RateMeter();
   readonly counters: NodeCounters = {
     messagesReceived: 0,
     bytesReceived: 0,
@@ -325,7 +327,7 @@ export class DaemonNode {
         bytesDelivered: this.groups.bytesDelivered,
         slowSessionsCut: this.counters.slowSessionsCut,
       },
-      tokenRoundsPerSecond: 0,
+      tokenRoundsPerSecond: this.tokenRate.sample(ringStatus.tokenRounds, nowMs),
     };
   }
 

@@ -5,6 +5,7 @@
  *   -p, --port <port>    client port instead of the segment port
  *   --unix-dir <dir>     directory of the Unix socket <dir>/<port> (default /tmp); 'none' disables it
  *   --log-level <level>  pino level (default info)
+ *   --http <[host:]port> serve /status (JSON), /metrics (Prometheus) and the dashboard page (off by default)
  * Exits 0 on SIGINT/SIGTERM after closing listeners and removing the Unix socket.
  */
 import { Command, InvalidArgumentError } from 'commander';
@@ -13,6 +14,7 @@ import { DEFAULT_UNIX_SOCKET_DIR } from '../protocol/constants.js';
 import { startDaemonProcess, type RunningDaemon } from '../daemon/daemon.js';
 import { SLOW_READER_STALL_MS_DEFAULT } from '../daemon/server.js';
 import { HANDSHAKE_DEADLINE_MS_DEFAULT } from '../daemon/handshake.js';
+import { parseListenSpec } from '../management/http.js';
 
 function integer(min: number, max: number): (value: string) => number {
   return (value) => {
@@ -32,6 +34,7 @@ interface DaemonCommandOptions {
   logLevel: string;
   handshakeTimeoutMs: number;
   slowReaderStallMs: number;
+  http?: { host: string; port: number };
 }
 
 export function daemonCommand(): Command {
@@ -41,6 +44,13 @@ export function daemonCommand(): Command {
     .option('-n <name>', 'name of this daemon in the configuration')
     .option('-p, --port <port>', 'client port (overrides the segment port)', integer(1, 65535))
     .option('--unix-dir <dir>', "directory of the Unix socket <dir>/<port> ('none' for no Unix socket)", DEFAULT_UNIX_SOCKET_DIR)
+    .option('--http <[host:]port>', 'serve /status, /metrics (Prometheus) and the dashboard; host defaults to 127.0.0.1', (text) => {
+      try {
+        return parseListenSpec(text);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    })
     .option('--log-level <level>', 'log level: trace, debug, info, warn, error, fatal', 'info')
     .option(
       '--handshake-timeout-ms <ms>',
@@ -75,6 +85,7 @@ export function daemonCommand(): Command {
           unixDir: options.unixDir === 'none' ? null : options.unixDir,
           handshakeDeadlineMs: options.handshakeTimeoutMs,
           slowReaderStallMs: options.slowReaderStallMs,
+          http: options.http,
           logger,
         });
       } catch (error) {
