@@ -25,9 +25,10 @@
  * unicast to daemons of other segments. Tested with loopback broadcast only;
  * multicast joins the group on our configured address. A datagram is dropped
  * unless its source address is the configured address of the VID in its
- * header. Token datagrams are handled one turn later (setImmediate) so data
- * read in the same poll phase is processed first: Spread's priority of the
- * broadcast socket over the token socket (§11.3), approximately.
+ * header. Token datagrams wait for the next event-loop turn, and a few more
+ * while data datagrams keep arriving, so data sent before the token is read
+ * first: Spread's priority of the broadcast socket over the token socket (§11.3),
+ * approximately.
  *
  * The clock is monotonic but wall-anchored (membership ids carry seconds).
  */
