@@ -5,6 +5,7 @@
  *
  *   npx tsc -p . && node dist/bench/ring-udp.js [--daemons 3] [--seconds 5] [--size 1000]
  *       [--accelerated] [--datagram 1472] [--window 160] [--personal 20] [--safe] [--senders N]
+ *       [--segment]   (send to the segment broadcast address 127.255.255.255 instead of unicasts)
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,7 @@ interface BenchOptions {
   safe: boolean;
   senders: number;
   port: number;
+  segment: boolean;
 }
 
 function parseArgs(argv: string[]): BenchOptions {
@@ -43,6 +45,7 @@ function parseArgs(argv: string[]): BenchOptions {
     safe: argv.includes('--safe'),
     senders: get('senders', daemons),
     port: get('port', 47_000),
+    segment: argv.includes('--segment'),
   };
 }
 
@@ -68,7 +71,7 @@ async function daemon(index: number, o: BenchOptions): Promise<void> {
   });
   const me = config.daemons[index];
   const ring = createRingFromConfig(config, me, Date.now());
-  const t = new UdpRingTransport({ config, myVid: me.vid, ring });
+  const t = new UdpRingTransport({ config, myVid: me.vid, ring, mode: o.segment ? 'segment' : 'unicast' });
   const payload = new Uint8Array(o.size).fill(index + 1);
   let delivered = 0;
   let measuring = false;
@@ -150,7 +153,7 @@ async function main(): Promise<void> {
   const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
   console.log(
     `ring-udp daemons=${o.daemons} senders=${o.senders} size=${o.size} ${o.safe ? 'SAFE' : 'AGREED'} ` +
-      `${o.accelerated ? 'accelerated' : 'original'} datagram=${o.datagram} W=${o.window} PW=${o.personal}`,
+      `${o.accelerated ? 'accelerated' : 'original'} datagram=${o.datagram} W=${o.window} PW=${o.personal} ${o.segment ? 'broadcast' : 'unicast'}`,
   );
   console.log(`  ordered: ${Math.round(mean)} msgs/s (${((mean * o.size) / 1e6).toFixed(1)} MB/s) per daemon: ${rates.map((r) => Math.round(r)).join(' ')}`);
   for (const r of reports) {
