@@ -19,17 +19,24 @@
  *    (first configured member) forms the ring once it heard every configured member
  *    with our configuration hash. No partial rings, no merges, no EVS recovery yet.
  *    `enterGather` is where token loss and foreign rings will go (next issue).
+ *    A daemon in gather joins only on the first rotation (token hop = its position),
+ *    so a daemon restarting later stays out (the leader notes it) instead of
+ *    joining with none of the old packets.
  *  - Token loss does not yet start membership: it is counted and logged, and
  *    recovery relies on token retransmission (below). Data sequence numbers are
  *    32-bit and compared wrap-safely instead of forcing a membership at 2^30.
  *  - Token retransmission: the forwarder re-sends its last token every
- *    `tokenRetransmitMs` until it sees a newer token or a TOKEN_ACK (Totem style;
+ *    `tokenRetransmitMs` (default HurryTimeout / 5) until it sees a newer token or a TOKEN_ACK (Totem style;
  *    Spread only lets the leader re-send after HurryTimeout). Duplicates are
  *    recognised by the token's hop counter and answered with TOKEN_ACK.
  *  - Idle ring: the leader holds the token after QUIET_VISITS_BEFORE_HOLD quiet
  *    visits and acks its predecessor; the rotation before the hold carries an IDLE
  *    flag so the others drop their token-loss timers. A member with new messages
  *    sends HURRY to the leader (re-sent every HurryTimeout until a token arrives).
+ *  - Retransmission requests only cover seqs at or below the seq of the token we
+ *    last forwarded (a full rotation old), in both variants: on one host the token
+ *    often overtakes the data sent just before it, and early requests only
+ *    duplicate traffic. Spread applies this rule to the accelerated ring only.
  *  - SAFE granularity is the packet: a packet that completes a SAFE message waits
  *    (with everything after it) until the safe point covers it.
  *  - Flow control: Spread's formula min(PW, W, max(0, W + PW − fc)) minus this
