@@ -1,7 +1,7 @@
 /** TotemRing behaviours one at a time: start-up, refusal, single member, back-pressure, idle hold and wake-up. */
 import { describe, expect, it } from 'vitest';
-import { MESSAGE_BYTES_MAX } from '../src/ring/limits.js';
-import { encodeHello } from '../src/ring/packet.js';
+import { MESSAGE_BYTES_MAX, RTR_ITEMS_MAX, SEQ_GAP_MAX } from '../src/ring/limits.js';
+import { decodePacket, encodeHello, encodeToken, PacketType, peekType } from '../src/ring/packet.js';
 import { TotemRing } from '../src/ring/totem.js';
 import type { RingEvent } from '../src/ring/types.js';
 import { Checker } from './sim/checker.js';
@@ -152,5 +152,71 @@ describe('a daemon restarting after the ring formed', () => {
     expect(node.ring.status().state).toBe('gather');
     const notes = sim.nodes[0].ring!.diagnostics().log.map((l) => l.text);
     expect(notes.some((t) => t.includes(`daemon ${node.vid} is probing after the ring formed`))).toBe(true);
+  });
+});
+
+describe('bounds', () => {
+  const leader = 1;
+  const me = 2;
+  const membId = { procId: leader, time: 0 };
+  const header = { sender: leader, membId, configHash: HASH };
+  const token = (hop: number, seq: number, aru: number, rtr: number[] = []) =>
+    encodeToken(header, { hop, seq, aru, aruSetter: leader, flowControl: 0, round: 1, flags: 0, rtr });
+
+  it('the gap rule: no new packets while seq is SEQ_GAP_MAX past the aru; requests stop at RTR_ITEMS_MAX', () => {
+    const ring = new TotemRing({ myVid: me, members: [leader, me], configHash: HASH, nowMs: 0 });
+    ring.ready();
+    for (let i = 0; i < 10; i++) expect(ring.submit(new Uint8Array([i]), false)).toBe(true);
+    ring.receive(token(1, SEQ_GAP_MAX, 0), 1); // first rotation: joins, then may not send
+    let out = ring.ready();
+    expect(out.events.map((e) => e.kind)).toEqual(['regular']);
+    expect(out.packets.map((p) => peekType(p.bytes))).toEqual([PacketType.TOKEN]);
+    ring.receive(token(3, SEQ_GAP_MAX, 0), 2);
+    out = ring.ready();
+    expect(out.packets.map((p) => peekType(p.bytes))).toEqual([PacketType.TOKEN]);
+    const forwarded = decodePacket(out.packets[0].bytes);
+    expect(forwarded.ok && forwarded.packet.type === PacketType.TOKEN && forwarded.packet.rtr.length).toBe(RTR_ITEMS_MAX);
+    expect(ring.pendingCount()).toBe(10);
+    ring.receive(token(5, SEQ_GAP_MAX - 1, 0), 3); // one below the gap: one packet carries all ten
+    out = ring.ready();
+    expect(out.packets.map((p) => peekType(p.bytes))).toEqual([PacketType.DATA, PacketType.TOKEN]);
+    expect(ring.pendingCount()).toBe(0);
+  });
+
+  it('answers at most a personal window of retransmission requests per visit', () => {
+    const ring = new TotemRing({ myVid: me, members: [leader, me], configHash: HASH, nowMs: 0, personalWindow: 5, window: 10 });
+    ring.receive(token(1, 0, 0), 1);
+    for (let i = 0; i < 30; i++) ring.submit(new Uint8Array(1400), false);
+    ring.receive(token(3, 0, 0), 2); // sends 5 packets, seqs 1..5
+    ring.receive(token(5, 5, 0), 3); // sends 5 more, seqs 6..10
+    ring.ready();
+    ring.receive(token(7, 10, 0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 4);
+    const out = ring.ready();
+    const kinds = out.packets.map((p) => peekType(p.bytes));
+    expect(kinds.filter((k) => k === PacketType.DATA)).toHaveLength(5);
+    const forwarded = decodePacket(out.packets[out.packets.length - 1].bytes);
+    expect(forwarded.ok && forwarded.packet.type === PacketType.TOKEN && forwarded.packet.rtr).toEqual([6, 7, 8, 9, 10]);
+  });
+});
+
+describe('a member that receives no data for a while', () => {
+  it('keeps the ring within its bounds, and everything arrives after the heal', () => {
+    const sim = new Simulator(8, 3, clean, { configHash: HASH, datagramBytes: 600, personalWindow: 40, window: 160 });
+    const checker = new Checker(sim);
+    sim.run(1_000);
+    let maxRtr = 0;
+    sim.dropIf = (_from, to, bytes) => {
+      const p = decodePacket(bytes);
+      if (p.ok && p.packet.type === PacketType.TOKEN) maxRtr = Math.max(maxRtr, p.packet.rtr.length);
+      return to === 2 && peekType(bytes) === PacketType.DATA;
+    };
+    for (let i = 0; i < 3000; i++) checker.submit(i % 2, new Uint8Array(500).fill(i & 0xff), false);
+    sim.run(3_000);
+    expect(maxRtr).toBeGreaterThan(0);
+    expect(maxRtr).toBeLessThanOrEqual(RTR_ITEMS_MAX);
+    expect(sim.nodes[2].events.length).toBe(1); // only the regular configuration
+    for (const node of sim.nodes) expect(node.ring!.status().highestSeq - node.ring!.status().aru).toBeLessThanOrEqual(SEQ_GAP_MAX);
+    sim.dropIf = null;
+    expect(sim.run(60_000, () => checker.complete())).toBe(true);
   });
 });

@@ -604,12 +604,13 @@ export class TotemRing implements Ring {
     if (isLeader) t.round = (t.round + 1) >>> 0;
     this.tokenRounds++;
 
-    // 1. Answer retransmission requests; keep what we cannot answer.
+    // 1. Answer retransmission requests, at most a personal window of them (they count
+    //    against flow control like new packets); keep the rest for later visits.
     let retransmitted = 0;
     for (const seq of token.rtr) {
       if (seqLte(seq, this.discardSeq)) continue; // every member has it: stale request
       const held = seqLte(seq, this.highestSeq) ? this.slots[seq & (PACKET_SLOTS - 1)] : undefined;
-      if (held !== undefined && held.seq === seq) {
+      if (held !== undefined && held.seq === seq && retransmitted < this.personalWindow) {
         this.send('all', retransmissionOf(held.bytes, this.myVid));
         retransmitted++;
       } else {

@@ -118,6 +118,8 @@ export class Simulator {
   datagramsSent = 0;
   datagramsDropped = 0;
   lastDatagramAtMs = 0;
+  /** Per-link filter (partitions, targeted loss): return true to drop the datagram. */
+  dropIf: ((from: number, to: number, bytes: Uint8Array) => boolean) | null = null;
   /** Called after each event a ring emits (the checker's online SAFE check hooks in here). */
   onEvent: ((node: SimNode, event: RingEvent) => void) | null = null;
 
@@ -238,7 +240,7 @@ export class Simulator {
     this.datagramsSent++;
     this.lastDatagramAtMs = this.nowMs;
     const f = this.faults;
-    if (f.loss > 0 && this.prng.chance(f.loss)) {
+    if ((f.loss > 0 && this.prng.chance(f.loss)) || (this.dropIf !== null && this.dropIf(from, to, bytes))) {
       this.datagramsDropped++;
       return;
     }
