@@ -127,6 +127,8 @@ type Phase = 'gather' | 'op';
 
 /** Fragments shorter than this are not split off the head of a message; the next packet takes it whole. */
 const SPLIT_BYTES_MIN = 64;
+/** Consumed send-queue entries tolerated at the head before the arrays are compacted. */
+const QUEUE_COMPACT_AFTER = 1024;
 const NONE = 0;
 
 interface Partial {
@@ -757,7 +759,7 @@ export class TotemRing implements Ring {
       this.queuePayload = [];
       this.queueSafe = [];
       this.queueHead = 0;
-    } else if (this.queueHead >= 1024 && this.queueHead * 2 >= this.queuePayload.length) {
+    } else if (this.queueHead >= QUEUE_COMPACT_AFTER && this.queueHead * 2 >= this.queuePayload.length) {
       this.queuePayload = this.queuePayload.slice(this.queueHead);
       this.queueSafe = this.queueSafe.slice(this.queueHead);
       this.queueHead = 0;
