@@ -139,6 +139,20 @@ describe('handshake (§2)', () => {
     const b = await open('abcdefghijklmn');
     expect(b.handshake.request).toEqual(Buffer.concat([hex('05 00 01 01 0a'), Buffer.from('abcdefghij')]));
   });
+  it('connects to an IPv6 literal ("<port>@::1")', async () => {
+    const v6 = await FakeDaemon.tcp('::1').catch(() => null);
+    if (v6 === null) return; // no IPv6 loopback on this host
+    try {
+      expect(v6.endpoint.daemon).toMatch(/^\d+@::1$/);
+      const pending = connect({ ...v6.endpoint, privateName: 'v6' });
+      await (await v6.accept()).acceptSession('d6');
+      const session = await pending;
+      expect(session.privateGroup).toBe('#v6#d6');
+      await session.disconnect();
+    } finally {
+      await v6.close();
+    }
+  });
   it('works over a Unix-domain socket named by port', async () => {
     const unixFake = await FakeDaemon.unix(24950);
     try {
