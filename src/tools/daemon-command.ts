@@ -9,22 +9,13 @@
  * Exits 0 on SIGINT/SIGTERM after closing listeners and removing the Unix socket.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { integer } from './options.js';
 import { pino } from 'pino';
 import { DEFAULT_UNIX_SOCKET_DIR } from '../protocol/constants.js';
 import { startDaemonProcess, type RunningDaemon } from '../daemon/daemon.js';
 import { SLOW_READER_STALL_MS_DEFAULT } from '../daemon/server.js';
 import { HANDSHAKE_DEADLINE_MS_DEFAULT } from '../daemon/handshake.js';
 import { parseListenSpec } from '../management/http.js';
-
-function integer(min: number, max: number): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
-      throw new InvalidArgumentError(`expected an integer in ${min}..${max}`);
-    }
-    return parsed;
-  };
-}
 
 interface DaemonCommandOptions {
   c?: string;

@@ -14,6 +14,7 @@
  * count, else 1).
  */
 import { Command, InvalidArgumentError, type ParseOptionsResult } from 'commander';
+import { integer } from './options.js';
 import { connect, type DataMessage, type MembershipMessage, type Service, type Session } from '../client/index.js';
 
 const GROUP = 'flooder';
@@ -207,16 +208,6 @@ export function formatReport(report: FlooderReport): string {
       : `flooder: latency p50 ${latency.p50.toFixed(3)} ms, p99 ${latency.p99.toFixed(3)} ms, max ${latency.max.toFixed(3)} ms (${latency.samples} samples)`,
   );
   return lines.join('\n');
-}
-
-function integer(min: number, max: number): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
-      throw new InvalidArgumentError(`expected an integer in ${min}..${max}`);
-    }
-    return parsed;
-  };
 }
 
 /** Accepts spflooder's single-dash long options `-ro` and `-wo`. */
