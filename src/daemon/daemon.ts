@@ -1,8 +1,19 @@
 /**
  * Wiring of one daemon process: configuration → identity → ring → DaemonNode →
  * DaemonServer, plus signals. The only daemon module that reads files or the clock.
+ *
+ * Monitor (§9): spmonitor and `tspread monitor` send to the daemon's address at segment
+ * port P. With a ring, the UDP link hands those datagrams to a MonitorEndpoint; a ring of
+ * one binds a UDP socket on address:P just for them (a warning, not a failure, when the
+ * port is taken). STATUS is answered; PARTITION drops ring traffic from other components
+ * (terminate: the process exits cleanly); FLOW CONTROL and RELOAD are logged as not
+ * applied (the ring's windows are fixed at creation; no configuration reload yet).
+ * Ring diagnostics (refused daemons, e.g. a different configuration hash, and the ring's
+ * notes) are logged as they appear.
  */
+import dgram from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { chooseIdentity, loadConfig } from '../config/load.js';
@@ -16,8 +27,12 @@ import { DaemonNode, type NodeLogger } from './node.js';
 import { DaemonServer } from './server.js';
 import { UdpRingLink, monotonicWallClock } from './udp.js';
 import { startManagementServer, type ManagementServer } from '../management/http.js';
+import { MonitorEndpoint } from '../management/monitor-endpoint.js';
+import { isMonitorDatagram, type MonitorOutcome } from '../management/monitor-protocol.js';
 
 export const SESSION_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+/** How often ring diagnostics (refusals, notes) are checked for new entries to log. */
+const DIAGNOSTICS_POLL_MS = 500;
 
 export interface DaemonOptions {
   configPath?: string;
@@ -36,6 +51,16 @@ export interface DaemonOptions {
   createRing?: (config: SpreadConfig, me: DaemonSpec, nowMs: number) => Ring;
   /** Serve /status, /metrics and the dashboard on this address (off when absent). */
   http?: { host: string; port: number };
+  /**
+   * Answer the monitor protocol (§9) on UDP port P (default true). For a ring of one this
+   * binds address:P; false leaves the port to someone else (tests that emulate it).
+   */
+  monitor?: boolean;
+  /**
+   * A monitor's PARTITION asked this daemon to terminate. Default: emit SIGTERM to this
+   * process's handlers (the CLI's clean exit), or stop the daemon when there are none.
+   */
+  onTerminate?: () => void;
 }
 
 export interface RunningDaemon {
@@ -47,6 +72,8 @@ export interface RunningDaemon {
   unixPath: string | null;
   /** The status/metrics/dashboard server, when `http` was given. */
   management: ManagementServer | null;
+  /** The monitor-protocol endpoint (null with `monitor: false`). */
+  monitor: MonitorEndpoint | null;
   stop(): Promise<void>;
 }
 
@@ -127,14 +154,69 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     transport: link ?? undefined,
     now: clock,
   });
+  let stopped = false;
+  let stop: () => Promise<void> = async () => {};
+  let monitor: MonitorEndpoint | null = null;
+  let soloMonitorSocket: dgram.Socket | null = null;
+  if (options.monitor !== false) {
+    monitor = new MonitorEndpoint({
+      config: () => config,
+      snapshot: () => node.statusSnapshot(clock()),
+      me,
+      logger,
+      onPartition: (partition) => applyPartition(partition),
+      onFlowControl: (settings) => {
+        const { kind: _kind, ...requested } = settings;
+        const status = ring.status();
+        logger.warn(
+          { requested, current: { window: status.window, personalWindow: status.personalWindow, acceleratedWindow: status.acceleratedWindow } },
+          'monitor flow control not applied: the ring cannot change its windows while running',
+        );
+      },
+      onReload: () => logger.warn({ config: config.source }, 'monitor reload not applied: configuration reload is not implemented'),
+    });
+  }
+  const applyPartition = (partition: Extract<MonitorOutcome, { kind: 'partition' }>): void => {
+    if (partition.terminate) {
+      logger.info({}, 'monitor asked this daemon to terminate');
+      if (options.onTerminate) options.onTerminate();
+      else if (process.listenerCount('SIGTERM') > 0) process.emit('SIGTERM', 'SIGTERM');
+      else void stop();
+      return;
+    }
+    const blocked = config.daemons
+      .filter((daemon, index) => daemon.vid !== me.vid && (partition.components[index] ?? 0) !== partition.myComponent)
+      .map((daemon) => daemon.vid);
+    if (link === null) {
+      logger.info({ components: partition.components }, 'monitor partition: a ring of one has no one to cut off');
+      return;
+    }
+    link.setPartition(blocked);
+    logger.info(
+      { component: partition.myComponent, cutOff: config.daemons.filter((daemon) => blocked.includes(daemon.vid)).map((daemon) => daemon.name) },
+      blocked.length === 0 ? 'monitor partition lifted' : 'monitor partition applied: dropping ring traffic from other components',
+    );
+  };
   if (link) {
     const ringLink = link;
     ringLink.onDatagram((bytes) => server.ringPacket(bytes));
+    if (monitor) {
+      const endpoint = monitor;
+      ringLink.onMonitorDatagram((bytes, from) => endpoint.handle(bytes, from));
+    }
     await ringLink.start();
+  } else if (monitor) {
+    soloMonitorSocket = await bindSoloMonitor(config.segments[me.segmentIndex].port, me.address, monitor, logger);
   }
+  const closeMonitor = () => {
+    monitor?.close();
+    soloMonitorSocket?.close();
+    soloMonitorSocket = null;
+  };
   try {
     await server.start();
   } catch (error) {
+    closeMonitor();
     await link?.close();
     throw error;
   }
@@ -147,6 +229,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
         title: `tspread ${me.name}`,
       });
     } catch (error) {
+      closeMonitor();
       await server.stop();
       await link?.close();
       throw error;
@@ -157,10 +240,74 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     { daemon: me.name, vid: me.vid, port, unixPath, config: config.source, hash: config.hash, daemons: config.daemons.length },
     'daemon ready',
   );
-  const stop = async () => {
+  const diagnostics = watchDiagnostics(ring, config, logger);
+  stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(diagnostics);
+    closeMonitor();
     await management?.close();
     await server.stop();
     await link?.close();
   };
-  return { node, server, link, port, unixPath, management, stop };
+  return { node, server, link, port, unixPath, management, monitor, stop: () => stop() };
+}
+
+/** A ring of one has no UDP link: a socket on address:P for monitor packets only. Null when P is taken. */
+async function bindSoloMonitor(port: number, address: string, monitor: MonitorEndpoint, logger: NodeLogger): Promise<dgram.Socket | null> {
+  const socket = dgram.createSocket(isIPv6(address.replace(/%.*$/, '')) ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    socket.close();
+    logger.warn({ address, port, error: String(error) }, 'monitor port not bound: spmonitor cannot reach this daemon');
+    return null;
+  }
+  socket.on('error', (error) => logger.debug({ error: String(error) }, 'monitor socket error'));
+  socket.on('message', (bytes, from) => {
+    if (isMonitorDatagram(bytes)) monitor.handle(bytes, from);
+  });
+  return socket;
+}
+
+/**
+ * Logs what the ring reports about daemons it refuses (with the reason, e.g. a different
+ * configuration hash) and its diagnostic notes, once each, as they appear.
+ */
+function watchDiagnostics(ring: Ring, config: SpreadConfig, logger: NodeLogger): NodeJS.Timeout {
+  const refusals = new Map<number, string>();
+  let lastNote: { atMs: number; text: string } | null = null;
+  const nameOf = (vid: number) => config.daemons.find((daemon) => daemon.vid === vid)?.name ?? `VID ${vid >>> 0}`;
+  const poll = () => {
+    const diagnostics = ring.diagnostics?.();
+    if (!diagnostics) return;
+    for (const { vid, reason } of diagnostics.refused) {
+      if (refusals.get(vid) === reason) continue;
+      refusals.set(vid, reason);
+      const daemon = config.daemons.find((entry) => entry.vid === vid);
+      logger.warn({ daemon: nameOf(vid), vid: vid >>> 0, address: daemon?.address, reason }, 'refusing daemon');
+    }
+    const log = diagnostics.log;
+    let start = 0;
+    if (lastNote !== null) {
+      const seen = lastNote;
+      for (let index = log.length - 1; index >= 0; index--) {
+        if (log[index].atMs === seen.atMs && log[index].text === seen.text) {
+          start = index + 1;
+          break;
+        }
+      }
+    }
+    for (let index = start; index < log.length; index++) logger.info({ atMs: Math.round(log[index].atMs) }, `ring: ${log[index].text}`);
+    if (log.length > 0) lastNote = { atMs: log[log.length - 1].atMs, text: log[log.length - 1].text };
+  };
+  const timer = setInterval(poll, DIAGNOSTICS_POLL_MS);
+  timer.unref();
+  return timer;
 }

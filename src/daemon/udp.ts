@@ -4,6 +4,7 @@
  * UdpRingLink: sockets only.
  *   const link = new UdpRingLink({ config, myVid });
  *   link.onDatagram((bytes, nowMs) => ring.receive(bytes, nowMs));   // or DaemonNode.ringPacket
+ *   link.onMonitorDatagram((bytes, from) => monitor.handle(bytes, from)); // spmonitor packets on port P
  *   await link.start();               // binds <my address>:<port> (data) and :<port+1> (token)
  *   link.send(packet);                // an OutboundPacket from ring.ready()
  *   await link.close();
@@ -30,12 +31,19 @@
  * first: Spread's priority of the broadcast socket over the token socket (§11.3),
  * approximately.
  *
+ * Monitor packets (spmonitor, `tspread monitor`, §9) share the data port: a datagram
+ * on the data socket that `isMonitorDatagram` accepts goes to `onMonitorDatagram`
+ * before the source-address check (the monitor is not a ring member). Ring packets
+ * start with our magic and are never mistaken for one. `setPartition` (the monitor's
+ * PARTITION command) drops ring datagrams from daemons in another component.
+ *
  * The clock is monotonic but wall-anchored (membership ids carry seconds).
  */
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { SpreadConfig } from '../config/types.js';
-import { PacketType, peekSender, peekType } from '../ring/packet.js';
+import { isMonitorDatagram } from '../management/monitor-protocol.js';
+import { PACKET_MAGIC, PacketType, peekSender, peekType } from '../ring/packet.js';
 import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
 
 /** Kernel socket buffers we ask for (the kernel caps them at net.core.[rw]mem_max). */
@@ -67,6 +75,10 @@ export interface UdpLinkStats {
   bytesOut: number;
   /** Dropped: not our header, unknown VID, or source address not the VID's configured one. */
   droppedSource: number;
+  /** Dropped: the sender is in another component of a monitor-imposed partition. */
+  droppedPartition: number;
+  /** Monitor datagrams handed to onMonitorDatagram. */
+  monitorDatagrams: number;
   sendErrors: number;
 }
 
@@ -95,11 +107,14 @@ export class UdpRingLink {
   private readonly segmentAddress: string | null = null;
   private readonly myVid: number;
   private listener: (bytes: Uint8Array, nowMs: number) => void = () => {};
+  private monitorListener: ((bytes: Uint8Array, from: { address: string; port: number }) => void) | null = null;
+  /** VIDs whose ring datagrams are dropped (another partition component); null = no partition. */
+  private partitioned: Set<number> | null = null;
   private readonly pendingTokens: Uint8Array[] = [];
   private tokenDrainScheduled = false;
   private tokenDeferrals = 0;
   private dataSinceTokenCheck = 0;
-  private readonly counters: UdpLinkStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, droppedSource: 0, sendErrors: 0 };
+  private readonly counters: UdpLinkStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, droppedSource: 0, droppedPartition: 0, monitorDatagrams: 0, sendErrors: 0 };
   private lastSendError: Error | null = null;
 
   constructor(options: UdpLinkOptions) {
@@ -133,10 +148,31 @@ export class UdpRingLink {
     this.listener = listener;
   }
 
+  /** Monitor packets arriving on the data port (checked before the source-address rule). */
+  onMonitorDatagram(listener: (bytes: Uint8Array, from: { address: string; port: number }) => void): void {
+    this.monitorListener = listener;
+  }
+
+  /** Drop ring datagrams from these VIDs (a monitor partition); empty or null lifts it. */
+  setPartition(blocked: Iterable<number> | null): void {
+    const set = blocked === null ? null : new Set(blocked);
+    this.partitioned = set === null || set.size === 0 ? null : set;
+  }
+
   async start(): Promise<void> {
     const bound: dgram.Socket[] = [];
     try {
-      bound.push(await this.bind(this.me.address, this.me.port, false, (bytes, from) => this.accept(bytes, from, false)));
+      bound.push(
+        await this.bind(this.me.address, this.me.port, false, (bytes, from) => {
+          // Not our magic and a monitor header: spmonitor's (isMonitorDatagram is false for ring packets).
+          if (this.monitorListener !== null && ((bytes[0] << 8) | bytes[1]) !== PACKET_MAGIC && isMonitorDatagram(bytes)) {
+            this.counters.monitorDatagrams++;
+            this.monitorListener(bytes, from);
+            return;
+          }
+          this.accept(bytes, from, false);
+        }),
+      );
       bound.push(await this.bind(this.me.address, this.me.port + 1, false, (bytes, from) => this.accept(bytes, from, true)));
       if (this.segmentAddress !== null) {
         // Every daemon of the segment on this host binds the shared address: reuseAddr.
@@ -189,6 +225,10 @@ export class UdpRingLink {
     const expected = sender === null ? undefined : this.peers.get(sender);
     if (expected === undefined || expected.address !== from.address) {
       this.counters.droppedSource++;
+      return;
+    }
+    if (this.partitioned !== null && this.partitioned.has(sender!)) {
+      this.counters.droppedPartition++;
       return;
     }
     if (!token) {

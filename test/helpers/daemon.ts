@@ -165,3 +165,77 @@ export async function startDaemon(options: StartDaemonOptions): Promise<StartedD
     },
   };
 }
+
+/** Loopback address of daemon `index` (0-based) in a one-host ring: 127.0.0.1, .2, .3 … */
+export const ringAddress = (index: number): string => `127.0.0.${index + 1}`;
+
+/**
+ * A spread.conf for `count` daemons d1, d2, … on 127.0.0.1, .2, … sharing segment port P
+ * (the data port; tokens use P + 1), plus extra parameter lines before the segment.
+ */
+export function ringConfig(segmentPort: number, count: number, extraLines: string[] = []): string {
+  const daemons = Array.from({ length: count }, (_, index) => `\td${index + 1} ${ringAddress(index)}`);
+  return [...extraLines, `Spread_Segment 127.0.0.255:${segmentPort} {`, ...daemons, '}', ''].join('\n');
+}
+
+export interface StartRingOptions {
+  /** Number of daemons (default 3). */
+  count?: number;
+  /** Parameter lines for the shared spread.conf (e.g. 'AcceleratedRing = true'). */
+  extraLines?: string[];
+  /** Per-daemon spread.conf text instead of the shared one (index → text), e.g. a different hash. */
+  configFor?: (index: number, shared: string) => string;
+  /** Extra arguments per daemon (index → args), after `-n dN`. */
+  argsFor?: (index: number) => string[];
+  startTimeoutMs?: number;
+}
+
+export interface StartedRing {
+  /** Segment (ring data) port P; tokens use P + 1. */
+  segmentPort: number;
+  /** The shared configuration text; also written to `configPath` for tools such as `tspread monitor -c`. */
+  config: string;
+  configPath: string;
+  /** d1, d2, … in configuration order; each has its own client port and Unix socket directory. */
+  daemons: StartedDaemon[];
+  stop(): Promise<void>;
+}
+
+/**
+ * `count` real daemons on 127.0.0.1, .2, … forming one ring on a free port pair P/P+1
+ * (checked on every address). Clients reach daemon i at `${daemons[i].port}@127.0.0.1`
+ * (TCP on all addresses) or its Unix socket `daemons[i].unixPath`. Resolves once every
+ * daemon printed 'daemon ready' (the ring itself may still be forming).
+ */
+export async function startRing(options: StartRingOptions = {}): Promise<StartedRing> {
+  const count = options.count ?? 3;
+  const addresses = Array.from({ length: count }, (_, index) => ringAddress(index));
+  const segmentPort = await freePort({ udp: addresses });
+  const config = ringConfig(segmentPort, count, options.extraLines);
+  const scratch = mkdtempSync(join(tmpdir(), 'tspread-ring-'));
+  const configPath = join(scratch, 'spread.conf');
+  writeFileSync(configPath, config);
+  const clientPorts: number[] = [];
+  for (let index = 0; index < count; index++) clientPorts.push(await freePort());
+  const started = await Promise.allSettled(
+    clientPorts.map((port, index) =>
+      startDaemon({
+        port,
+        config: options.configFor ? options.configFor(index, config) : config,
+        args: ['-n', `d${index + 1}`, ...(options.argsFor?.(index) ?? [])],
+        startTimeoutMs: options.startTimeoutMs,
+      }),
+    ),
+  );
+  const daemons = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const stop = async () => {
+    await Promise.all(daemons.map((daemon) => daemon.stop()));
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  return { segmentPort, config, configPath, daemons, stop };
+}
