@@ -20,7 +20,10 @@
  * (§2.3 step 5, §3.3): client KILLs travel AGREED, daemon-generated kills SAFE (§5.5).
  *
  * Back-pressure (§6.4): `inputThrottled()` is true while the ring holds ≥ 500 unordered
- * local messages or a submit was refused; the adapter then stops reading client sockets.
+ * local messages, a submit was refused, or the group layer runs a state exchange after a
+ * merge (§7.3); the adapter then stops reading client sockets. Requests from bytes
+ * already read wait in the node until the exchange is over; the exchange's own GROUPS
+ * messages go to the ring ahead of them.
  */
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import {
@@ -143,6 +146,7 @@ export class DaemonNode {
   private readonly handshakes = new Set<Session>();
   private readonly positions = new Map<number, number>();
   private submitBacklog: Array<{ payload: Uint8Array; safe: boolean }> = [];
+  private controlBacklog: Array<{ payload: Uint8Array; safe: boolean }> = [];
   private packets: OutboundPacket[] = [];
   private writes: SessionWrite[] = [];
   private closes: SessionClose[] = [];
@@ -255,12 +259,13 @@ export class DaemonNode {
   // ---- effects --------------------------------------------------------------------------
 
   ready(): NodeReady {
-    // Bounded: each round only re-runs when the ring produced something.
+    // Bounded: each round only re-runs when the ring produced something or held
+    // submissions were released (the end of a state exchange).
     for (let round = 0; round < 8; round++) {
-      this.flushSubmitBacklog();
+      const released = this.flushSubmitBacklog();
       const ringReady = this.ring.ready();
       for (const packet of ringReady.packets) this.packets.push(packet);
-      if (ringReady.events.length === 0) break;
+      if (ringReady.events.length === 0 && !released) break;
       for (const event of ringReady.events) this.groups.apply(event, this.groupOutputs);
       this.applyGroupOutputs();
     }
@@ -280,9 +285,9 @@ export class DaemonNode {
     return deadline;
   }
 
-  /** True while client sockets should not be read (§6.4). */
+  /** True while client sockets should not be read (§6.4): ring back-pressure, or a state exchange (§7.3). */
   inputThrottled(): boolean {
-    return this.submitBacklog.length > 0 || this.ring.pendingCount() >= CLIENT_READ_WATER_MARK;
+    return this.submitBacklog.length > 0 || this.groups.exchanging || this.ring.pendingCount() >= CLIENT_READ_WATER_MARK;
   }
 
   isOpen(id: number): boolean {
@@ -457,8 +462,13 @@ export class DaemonNode {
     this.submit(encodeKill(session.privateGroup), daemonGenerated);
   }
 
+  /**
+   * Client-caused ring messages. During a state exchange they wait here (client input is
+   * suspended, §6.4/§7.3; bytes already read still produce requests), and go out once the
+   * exchange is over, in order.
+   */
   private submit(payload: Uint8Array, safe: boolean): void {
-    if (this.submitBacklog.length === 0 && this.ring.submit(payload, safe)) return;
+    if (this.submitBacklog.length === 0 && !this.groups.exchanging && this.controlBacklog.length === 0 && this.ring.submit(payload, safe)) return;
     if (this.submitBacklog.length >= SUBMIT_BACKLOG_MAX) {
       // Unreachable while the adapter honours inputThrottled(); never grow without bound.
       throw new Error(`submit backlog over ${SUBMIT_BACKLOG_MAX}: the adapter ignored inputThrottled()`);
@@ -466,8 +476,20 @@ export class DaemonNode {
     this.submitBacklog.push({ payload, safe });
   }
 
-  private flushSubmitBacklog(): void {
-    if (this.submitBacklog.length === 0) return;
+  /** Group-layer messages (the state exchange): ahead of every client message, never held. */
+  private submitControl(payload: Uint8Array, safe: boolean): void {
+    if (this.controlBacklog.length === 0 && this.ring.submit(payload, safe)) return;
+    this.controlBacklog.push({ payload, safe });
+  }
+
+  /** Hands held messages to the ring; true when client messages were released. */
+  private flushSubmitBacklog(): boolean {
+    while (this.controlBacklog.length > 0) {
+      const item = this.controlBacklog[0];
+      if (!this.ring.submit(item.payload, item.safe)) return false;
+      this.controlBacklog.shift();
+    }
+    if (this.submitBacklog.length === 0 || this.groups.exchanging) return false;
     let index = 0;
     while (index < this.submitBacklog.length) {
       const item = this.submitBacklog[index];
@@ -475,6 +497,7 @@ export class DaemonNode {
       index += 1;
     }
     this.submitBacklog = index === this.submitBacklog.length ? [] : this.submitBacklog.slice(index);
+    return index > 0;
   }
 
   // ---- group outputs ----------------------------------------------------------------------
@@ -486,6 +509,10 @@ export class DaemonNode {
       if (output.kind === 'killed') {
         const session = output.sessionId === null ? undefined : this.sessions.get(output.sessionId);
         if (session) this.forget(session);
+        continue;
+      }
+      if (output.kind === 'submit') {
+        this.submitControl(output.payload, output.safe);
         continue;
       }
       const sessions = this.liveOnly(output.sessions);

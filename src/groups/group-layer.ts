@@ -1,31 +1,48 @@
 /**
- * The group layer (§5, §7.2, §11.5): pure, driven only by the ring's ordered events,
- * so its replicated state (groups, members, group ids) is identical at every daemon.
- * It turns each event into writes to this daemon's sessions.
+ * The group layer (§5, §7.2, §7.3, §11.5): pure, driven only by the ring's ordered
+ * events, so its replicated state (groups, members, group ids) is identical at every
+ * daemon that saw the same events. It turns each event into writes to this daemon's
+ * sessions, and into GROUPS messages to order through the ring during a state exchange.
  *
- * Replicated state: every group with its gid and its members across all daemons, each
- * member being a private group `#name#daemon` tagged with the VID of the daemon hosting
- * it (the ring origin of its join). Members are kept in Spread's order (§5.3): daemon
- * position in the configuration, then the 32-byte name bytewise; a daemon missing from
- * the configuration sorts after all configured ones, by VID.
+ * Replicated state: every group with its gid and its members, each member being a
+ * private group `#name#daemon` tagged with the VID of the daemon hosting it (the ring
+ * origin of its join), and per group and daemon the membership id under which that
+ * daemon's members were last installed (it decides the vs sets, §5.3). Members are
+ * kept in Spread's order (§5.3): daemon position in the configuration, then the name
+ * bytewise; a daemon missing from the configuration sorts after all configured ones.
  *
  * Local state: which members are sessions of this daemon (looked up once, at join
  * delivery, through the `SessionDirectory`), so routing never scans remote members.
  *
- * Configuration changes — what is here and where the next issue plugs in:
- *   - `onTransitional(membId, members)`: groups that lose members hosted by daemons
- *     outside `members` send TRANSITION_MESS (old gid) to their local members, in
- *     group-name order, and are marked `changed`; their gid becomes
- *     (transitional membership id, 1) (§5.2). State → 'gtrans'.
- *   - `onRegular(membId, members)`: the first one just installs the membership id. Later
- *     ones remove members of departed daemons and, for every changed group, install
- *     (membId, 1) and send REG_MEMB|CAUSED_BY_NETWORK with one vs set (the purely
- *     subtractive case, §5.3). State → 'gop'.
- *   - NOT YET: a regular configuration that ADDS daemons needs the GROUPS state exchange
- *     (§11.5: 'ggather'/'ggt', vs sets per membership id, client input suspended). The
- *     hook is `mergeRequired` (set when a regular configuration adds daemons) plus the
- *     reserved ring-message kinds in ring-message.ts; joins/leaves/disconnects while a
- *     group is `changed` (REG|NETWORK followed by TRANSITION, §5.5) are also left to it.
+ * Synced set: the daemons known to hold exactly this daemon's replicated state. It is
+ * {me} at start, the whole configuration after a completed state exchange, and it
+ * shrinks to (synced ∩ transitional configuration) at each regular configuration. The
+ * state only ever holds members of synced daemons; joins, leaves and kills ordered
+ * from other daemons are ignored (their own synced set applies them and reports them
+ * in the next exchange). Every daemon of one synced set computes the same set.
+ *
+ * Configuration changes (GOP → GTRANS → GOP, or → GGATHER [→ GGT] → …):
+ *   - transitional T: groups with members on daemons outside T send TRANSITION_MESS
+ *     (old gid) to their local members, in group-name order, and become `changed`:
+ *     gid (transitional membership id, 1), where that id is (first daemon of T in
+ *     configuration order, the new ring's time) (§5.2); the daemons of T take it. Joins,
+ *     leaves and disconnects of a changed group give REG|NETWORK (all members, vs sets
+ *     with each partitioned daemon alone and a joiner alone at the end) immediately
+ *     followed by TRANSITION_MESS with the same gid (§5.5).
+ *   - regular R: members of daemons outside the new synced set are removed. If R is
+ *     inside the synced set (purely subtractive), changed groups install (R, 1) with one
+ *     vs set, locally. Otherwise the state exchange (state-exchange.ts): the
+ *     representative of each synced set submits its report, everything else ordered
+ *     meanwhile is held back; once the reports delivered cover R, every daemon merges
+ *     them, installs (R, 1) in each group whose member set changed (REG|NETWORK with
+ *     one vs set per membership id the daemons brought, §5.3; no TRANSITION for a pure
+ *     merge) and then delivers what it held, in order.
+ *   - a transitional configuration during the exchange (GGT) is held like the rest:
+ *     GROUPS messages of R still count (every daemon of that transitional configuration
+ *     delivered the same messages of R, so all complete or none). If the next regular
+ *     configuration comes first, the exchange is abandoned: the held events are applied
+ *     to the pre-exchange state (synced-set semantics above) and the next regular
+ *     configuration starts over.
  */
 import { ENDIAN_MARKER, GROUP_NAME_BYTES, HEADER_BYTES, ServiceType } from '../protocol/constants.js';
 import type { GroupId } from '../protocol/membership.js';
@@ -33,6 +50,17 @@ import { isPrivateGroupName, readFixedName } from '../protocol/names.js';
 import type { MembershipId, RingEvent } from '../ring/types.js';
 import type { GroupStatus } from '../daemon/status-types.js';
 import { decodeRingMessage, type RingMessage } from './ring-message.js';
+import {
+  compareMembershipIds,
+  encodeGroupsReport,
+  GROUPS_KIND,
+  type GroupsChunk,
+  type GroupsDaemonRecord,
+  type GroupsGroupRecord,
+  type GroupsReport,
+  membershipIdsEqual,
+  ReportAssembler,
+} from './state-exchange.js';
 import {
   encodeRegularMembership,
   encodeSelfLeave,
@@ -56,7 +84,9 @@ export type GroupOutput =
   /** Write the same bytes to each session, in output order. */
   | { kind: 'write'; sessions: number[]; bytes: Uint8Array }
   /** A kill was delivered: the member left every group; a local session can now be forgotten. */
-  | { kind: 'killed'; member: string; sessionId: number | null };
+  | { kind: 'killed'; member: string; sessionId: number | null }
+  /** Order this payload through the ring now (GROUPS messages of the state exchange); never held back. */
+  | { kind: 'submit'; payload: Uint8Array; safe: boolean };
 
 export type GroupLayerState = 'gop' | 'gtrans' | 'ggather' | 'ggt';
 
@@ -85,7 +115,9 @@ export interface Group {
   members: Member[];
   /** Members hosted here. */
   localMembers: Member[];
-  /** Lost daemons in the current transitional period (§5.5 "changed"). */
+  /** Per hosting daemon: the membership id its members were last installed under (§5.3). */
+  daemonIds: Map<number, MembershipId>;
+  /** Lost daemons in the current transitional period, or awaits its network view (§5.5 "changed"). */
   changed: boolean;
   messages: number;
   bytes: number;
@@ -103,6 +135,19 @@ function compareMembers(a: Member, b: Member): number {
   return a.rank !== b.rank ? a.rank - b.rank : compareNames(a.name, b.name);
 }
 
+interface Exchange {
+  membId: MembershipId;
+  members: number[];
+  covered: Set<number>;
+  assemblers: Map<number, ReportAssembler>;
+  reports: GroupsReport[];
+}
+
+interface Transitional {
+  membId: MembershipId;
+  members: Set<number>;
+}
+
 export class GroupLayer {
   private readonly options: GroupLayerOptions;
   private readonly groups = new Map<string, Group>();
@@ -110,28 +155,53 @@ export class GroupLayer {
   private readonly memberGroups = new Map<string, Set<string>>();
   private membId: MembershipId | null = null;
   private daemons: number[] = [];
-  private transitionalMembId: MembershipId | null = null;
+  /** Daemons holding exactly this replicated state (see the module comment). */
+  private synced: Set<number>;
+  /** The transitional configuration while in GTRANS, else null. */
+  private trans: Transitional | null = null;
+  private exchange: Exchange | null = null;
+  /** Events held back while the exchange runs: deliveries and a transitional configuration. */
+  private held: RingEvent[] = [];
   state: GroupLayerState = 'gop';
-  /** Set when a regular configuration added daemons: the state exchange (next issue) must run. */
-  mergeRequired = false;
   /** Data messages delivered (each once, whatever the recipients) and their frame bytes. */
   messagesDelivered = 0;
   bytesDelivered = 0;
   /** Ring payloads that did not decode (a bug or a foreign daemon); dropped. */
   malformedPayloads = 0;
+  /** State exchanges completed, and abandoned because the configuration changed again. */
+  exchangesCompleted = 0;
+  exchangesAbandoned = 0;
+  /** Joins, leaves and kills ordered from daemons outside the synced set (left to their reports). */
+  foreignOpsIgnored = 0;
 
   constructor(options: GroupLayerOptions) {
     this.options = options;
+    this.synced = new Set([options.myVid]);
   }
 
   get membershipId(): MembershipId | null {
     return this.membId;
   }
 
+  /** True while the state exchange runs: client input is suspended (§6.4, §7.3). */
+  get exchanging(): boolean {
+    return this.state === 'ggather' || this.state === 'ggt';
+  }
+
+  /** The synced set, in configuration order. */
+  syncedSet(): number[] {
+    return this.sortDaemons([...this.synced]);
+  }
+
   /** Consume one ring event, appending outputs in delivery order. */
   apply(event: RingEvent, out: GroupOutput[]): void {
     switch (event.kind) {
       case 'deliver':
+        if (this.exchanging) {
+          if (event.payload.length > 0 && event.payload[0] === GROUPS_KIND) this.onDeliver(event.origin, event.payload, out);
+          else this.held.push(event);
+          return;
+        }
         this.onDeliver(event.origin, event.payload, out);
         return;
       case 'transitional':
@@ -155,6 +225,15 @@ export class GroupLayer {
       case 'data':
         this.onData(origin, message.frame, out);
         return;
+      case 'groups':
+        this.onGroups(origin, message.chunk, out);
+        return;
+    }
+    if (!this.synced.has(origin)) {
+      this.foreignOpsIgnored += 1;
+      return;
+    }
+    switch (message.kind) {
       case 'join':
         this.onJoin(origin, message.member, message.group, out);
         return;
@@ -170,43 +249,257 @@ export class GroupLayer {
   // ---- configurations -------------------------------------------------------------
 
   onTransitional(membId: MembershipId, members: readonly number[], out: GroupOutput[]): void {
-    this.transitionalMembId = membId;
-    this.state = 'gtrans';
-    const staying = new Set(members);
-    for (const group of this.sortedGroups()) {
-      if (group.members.every((member) => staying.has(member.vid))) continue;
-      this.sendToLocal(group, encodeTransitional(group.name, group.gid), out);
-      group.changed = true;
-      group.gid = { procId: membId.procId, time: membId.time, index: 1 };
+    if (this.exchanging) {
+      this.held.push({ kind: 'transitional', membId, members: [...members] });
+      this.state = 'ggt';
+      return;
     }
+    this.beginTransitional(membId, members, out);
   }
 
   onRegular(membId: MembershipId, members: readonly number[], out: GroupOutput[]): void {
-    const previous = this.daemons;
-    const first = this.membId === null;
-    this.membId = membId;
-    this.daemons = [...members];
-    this.state = 'gop';
-    this.transitionalMembId = null;
-    if (first) return;
-    const present = new Set(members);
-    const before = new Set(previous);
-    this.mergeRequired = members.some((vid) => !before.has(vid));
+    if (this.state === 'ggather') {
+      // A regular configuration without its transitional one: those that came from the
+      // exchange's configuration came along.
+      const from = new Set((this.exchange as Exchange).members);
+      this.onTransitional(membId, members.filter((vid) => from.has(vid)), out);
+    }
+    if (this.state === 'ggt') this.abandonExchange(out);
+    if (this.state === 'gop') {
+      // No transitional configuration came first (the first configuration, or a ring
+      // that skips it): the daemons of the previous one that are still here came along.
+      const came = this.membId === null ? [this.options.myVid] : this.daemons.filter((vid) => members.includes(vid));
+      this.beginTransitional(membId, came, out);
+    }
+    this.installRegular(membId, members, out);
+  }
+
+  private beginTransitional(membId: MembershipId, members: readonly number[], out: GroupOutput[]): void {
+    const staying = new Set(members);
+    staying.add(this.options.myVid);
+    if (this.trans !== null) for (const vid of [...staying]) if (!this.trans.members.has(vid)) staying.delete(vid);
+    // The transitional membership id (§5.2): the first daemon of the transitional
+    // configuration, with the time of the ring being formed. Sides of one new ring
+    // thus get different ids (the ring may hand every side the new ring's own id).
+    const transId = { procId: this.sortDaemons([...staying])[0], time: membId.time };
+    membId = transId;
+    this.trans = { membId: transId, members: staying };
+    this.state = 'gtrans';
     for (const group of this.sortedGroups()) {
-      const lost = group.members.some((member) => !present.has(member.vid));
-      if (!lost && !group.changed) continue;
-      for (const member of group.members) if (!present.has(member.vid)) this.forgetMembership(member.name, group.name);
-      group.members = group.members.filter((member) => present.has(member.vid));
-      group.localMembers = group.localMembers.filter((member) => present.has(member.vid));
-      group.changed = false;
-      if (group.members.length === 0) {
-        this.groups.delete(group.name);
+      if (group.members.every((member) => staying.has(member.vid))) continue;
+      if (!group.changed) this.sendToLocal(group, encodeTransitional(group.name, group.gid), out);
+      group.changed = true;
+      group.gid = { procId: membId.procId, time: membId.time, index: 1 };
+      for (const vid of group.daemonIds.keys()) if (staying.has(vid)) group.daemonIds.set(vid, { ...membId });
+    }
+  }
+
+  private installRegular(membId: MembershipId, members: readonly number[], out: GroupOutput[]): void {
+    const trans = this.trans as Transitional;
+    const synced = new Set([...this.synced].filter((vid) => trans.members.has(vid)));
+    synced.add(this.options.myVid);
+    this.membId = { ...membId };
+    this.daemons = [...members];
+    this.trans = null;
+    this.synced = synced;
+    for (const group of this.sortedGroups()) {
+      if (group.members.every((member) => synced.has(member.vid))) continue;
+      for (const member of group.members) if (!synced.has(member.vid)) this.forgetMembership(member.name, group.name);
+      group.members = group.members.filter((member) => synced.has(member.vid));
+      group.localMembers = group.localMembers.filter((member) => synced.has(member.vid));
+      for (const vid of [...group.daemonIds.keys()]) if (!synced.has(vid)) group.daemonIds.delete(vid);
+      group.changed = true;
+      if (group.members.length === 0) this.groups.delete(group.name);
+    }
+    if (members.every((vid) => synced.has(vid))) {
+      // Purely subtractive: every daemon here shares this state; ids first, so one vs set.
+      for (const group of this.sortedGroups()) {
+        if (!group.changed) continue;
+        group.changed = false;
+        this.installNetworkView(group, membId, out);
+      }
+      this.state = 'gop';
+      return;
+    }
+    this.state = 'ggather';
+    this.held = [];
+    this.exchange = { membId: { ...membId }, members: [...members], covered: new Set(), assemblers: new Map(), reports: [] };
+    const syncedList = this.sortDaemons([...synced]);
+    if (syncedList[0] === this.options.myVid) {
+      const report: GroupsReport = { membId: { ...membId }, synced: syncedList, groups: this.report() };
+      for (const payload of encodeGroupsReport(report)) out.push({ kind: 'submit', payload, safe: false });
+    }
+  }
+
+  /** This synced set's state, groups in name order, daemons in configuration order. */
+  private report(): GroupsGroupRecord[] {
+    return this.sortedGroups().map((group) => {
+      const daemons: GroupsDaemonRecord[] = [];
+      for (const member of group.members) {
+        const last = daemons.at(-1);
+        if (last && last.vid === member.vid) last.members.push(member.name);
+        else daemons.push({ vid: member.vid, membId: this.daemonMembId(group, member.vid), members: [member.name] });
+      }
+      return { name: group.name, gid: { ...group.gid }, changed: group.changed, daemons };
+    });
+  }
+
+  private onGroups(origin: number, chunk: GroupsChunk, out: GroupOutput[]): void {
+    const exchange = this.exchange;
+    if (exchange === null || !membershipIdsEqual(chunk.membId, exchange.membId)) return; // stale
+    let assembler = exchange.assemblers.get(origin);
+    if (!assembler) {
+      assembler = new ReportAssembler();
+      exchange.assemblers.set(origin, assembler);
+    }
+    const report = assembler.add(chunk);
+    if (report === null) return;
+    exchange.reports.push(report);
+    for (const vid of report.synced) exchange.covered.add(vid);
+    if (exchange.members.every((vid) => exchange.covered.has(vid))) this.completeExchange(out);
+  }
+
+  /** Merge the reports (identically everywhere), install the new views, then deliver what was held. */
+  private completeExchange(out: GroupOutput[]): void {
+    const exchange = this.exchange as Exchange;
+    const inConfiguration = new Set(exchange.members);
+    const owner = new Map<number, GroupsReport>();
+    for (const report of exchange.reports) for (const vid of report.synced) if (!owner.has(vid)) owner.set(vid, report);
+    const localByName = new Map<string, Member>();
+    for (const group of this.groups.values()) for (const member of group.localMembers) localByName.set(member.name, member);
+    const oldGroups = new Map(this.groups);
+    this.groups.clear();
+    this.memberGroups.clear();
+    const changedGroups: Group[] = [];
+    const contributions = new Map<string, { reports: Set<GroupsReport>; gid: GroupId; changed: boolean; daemons: GroupsDaemonRecord[] }>();
+    for (const report of exchange.reports) {
+      for (const record of report.groups) {
+        for (const daemon of record.daemons) {
+          if (owner.get(daemon.vid) !== report || !inConfiguration.has(daemon.vid) || daemon.members.length === 0) continue;
+          let entry = contributions.get(record.name);
+          if (!entry) {
+            entry = { reports: new Set(), gid: record.gid, changed: false, daemons: [] };
+            contributions.set(record.name, entry);
+          }
+          entry.reports.add(report);
+          entry.changed ||= record.changed;
+          entry.daemons.push(daemon);
+        }
+      }
+    }
+    for (const [name, entry] of contributions) {
+      const old = oldGroups.get(name);
+      const group: Group = {
+        name,
+        gid: { ...entry.gid },
+        members: [],
+        localMembers: [],
+        daemonIds: new Map(),
+        changed: false,
+        messages: old?.messages ?? 0,
+        bytes: old?.bytes ?? 0,
+      };
+      for (const daemon of entry.daemons) {
+        group.daemonIds.set(daemon.vid, { ...daemon.membId });
+        for (const memberName of daemon.members) {
+          if (group.members.some((member) => member.name === memberName)) continue;
+          let member: Member;
+          if (daemon.vid === this.options.myVid) {
+            const session = localByName.get(memberName)?.session ?? this.options.sessions.byPrivateGroup(memberName) ?? null;
+            member = { name: memberName, vid: daemon.vid, rank: this.rankOf(daemon.vid), session };
+          } else {
+            member = { name: memberName, vid: daemon.vid, rank: this.rankOf(daemon.vid), session: null };
+          }
+          insertSorted(group.members, member);
+          if (member.session) group.localMembers.push(member);
+          this.addMembership(memberName, name);
+        }
+      }
+      this.groups.set(name, group);
+      if (entry.reports.size > 1 || entry.changed) changedGroups.push(group);
+    }
+    changedGroups.sort((a, b) => compareNames(a.name, b.name));
+    for (const group of changedGroups) this.installNetworkView(group, exchange.membId, out, true);
+    this.synced = new Set(exchange.members);
+    this.exchange = null;
+    this.state = 'gop';
+    this.exchangesCompleted += 1;
+    const held = this.held;
+    this.held = [];
+    for (const event of held) this.apply(event, out);
+  }
+
+  /** The configuration changed again before the exchange completed: apply what was held to the old state. */
+  private abandonExchange(out: GroupOutput[]): void {
+    this.exchange = null;
+    this.state = 'gop';
+    this.exchangesAbandoned += 1;
+    const held = this.held;
+    this.held = [];
+    for (const event of held) this.apply(event, out);
+  }
+
+  /**
+   * Installs (membId, 1) and sends REG|NETWORK. After a merge the vs sets come from the
+   * ids the daemons brought (`setsBeforeIds`); otherwise the ids are updated first.
+   */
+  private installNetworkView(group: Group, membId: MembershipId, out: GroupOutput[], setsBeforeIds = false): void {
+    group.gid = { procId: membId.procId, time: membId.time, index: 1 };
+    const update = (): void => {
+      for (const vid of [...group.daemonIds.keys()]) group.daemonIds.set(vid, { procId: membId.procId, time: membId.time });
+    };
+    if (!setsBeforeIds) update();
+    const { sets, daemonSet } = this.vsSets(group, () => false, null);
+    if (setsBeforeIds) update();
+    const names = group.members.map((member) => member.name);
+    const local = daemonSet.get(this.options.myVid) ?? 0;
+    this.sendToLocal(group, encodeRegularMembership(group.name, 'network', group.gid, names, sets, local), out);
+  }
+
+  /**
+   * vs sets (§5.3): daemons grouped by membership id, sets ordered by id, daemons in
+   * configuration order, members by name; each partitioned daemon alone after them;
+   * `joiner` left out of its daemon's set and alone at the very end.
+   */
+  private vsSets(group: Group, partitioned: (vid: number) => boolean, joiner: string | null): { sets: string[][]; daemonSet: Map<number, number> } {
+    const byDaemon = new Map<number, string[]>();
+    for (const member of group.members) {
+      let names = byDaemon.get(member.vid);
+      if (!names) {
+        names = [];
+        byDaemon.set(member.vid, names);
+      }
+      if (member.name !== joiner) names.push(member.name);
+    }
+    const regular: { id: MembershipId; vids: number[] }[] = [];
+    const alone: number[] = [];
+    for (const vid of byDaemon.keys()) {
+      if (partitioned(vid)) {
+        alone.push(vid);
         continue;
       }
-      group.gid = { procId: membId.procId, time: membId.time, index: 1 };
-      const names = group.members.map((member) => member.name);
-      this.sendToLocal(group, encodeRegularMembership(group.name, 'network', group.gid, names, [names], 0), out);
+      const id = this.daemonMembId(group, vid);
+      const existing = regular.find((set) => membershipIdsEqual(set.id, id));
+      if (existing) existing.vids.push(vid);
+      else regular.push({ id, vids: [vid] });
     }
+    regular.sort((a, b) => compareMembershipIds(a.id, b.id));
+    const sets: string[][] = [];
+    const daemonSet = new Map<number, number>();
+    for (const set of regular) {
+      for (const vid of set.vids) daemonSet.set(vid, sets.length);
+      sets.push(set.vids.flatMap((vid) => byDaemon.get(vid) as string[]));
+    }
+    for (const vid of alone) {
+      daemonSet.set(vid, sets.length);
+      sets.push(byDaemon.get(vid) as string[]);
+    }
+    if (joiner !== null) sets.push([joiner]);
+    return { sets, daemonSet };
+  }
+
+  private daemonMembId(group: Group, vid: number): MembershipId {
+    return group.daemonIds.get(vid) ?? { procId: group.gid.procId, time: group.gid.time };
   }
 
   // ---- joins, leaves, kills (AGREED / SAFE through the ring, §5.5) ------------------
@@ -220,6 +513,7 @@ export class GroupLayer {
         gid: this.freshGid(),
         members: [],
         localMembers: [],
+        daemonIds: new Map(),
         changed: false,
         messages: 0,
         bytes: 0,
@@ -230,14 +524,11 @@ export class GroupLayer {
     const member: Member = { name: memberName, vid: origin, rank: this.rankOf(origin), session };
     insertSorted(group.members, member);
     if (session) group.localMembers.push(member);
-    let groupsOfMember = this.memberGroups.get(memberName);
-    if (!groupsOfMember) {
-      groupsOfMember = new Set();
-      this.memberGroups.set(memberName, groupsOfMember);
-    }
-    groupsOfMember.add(groupName);
+    this.addMembership(memberName, groupName);
+    if (!group.daemonIds.has(origin)) group.daemonIds.set(origin, { procId: group.gid.procId, time: group.gid.time });
     group.gid = { ...group.gid, index: group.gid.index + 1 };
-    this.sendLightweight(group, 'join', memberName, out);
+    if (group.changed) this.sendChangedView(group, memberName, out);
+    else this.sendLightweight(group, 'join', memberName, out);
   }
 
   private onLeave(memberName: string, groupName: string, out: GroupOutput[]): void {
@@ -248,7 +539,7 @@ export class GroupLayer {
     if (removed.session?.membership) {
       out.push({ kind: 'write', sessions: [removed.session.id], bytes: encodeSelfLeave(groupName) });
     }
-    this.afterDeparture(group, 'leave', memberName, out);
+    this.afterDeparture(group, removed, 'leave', out);
   }
 
   private onKill(origin: number, memberName: string, out: GroupOutput[]): void {
@@ -256,20 +547,23 @@ export class GroupLayer {
     this.memberGroups.delete(memberName);
     for (const groupName of groupNames) {
       const group = this.groups.get(groupName);
-      if (!group || !this.removeMember(group, memberName)) continue;
-      this.afterDeparture(group, 'disconnect', memberName, out);
+      const removed = group ? this.removeMember(group, memberName) : null;
+      if (!group || !removed) continue;
+      this.afterDeparture(group, removed, 'disconnect', out);
     }
     const session = origin === this.options.myVid ? this.options.sessions.byPrivateGroup(memberName) : undefined;
     out.push({ kind: 'killed', member: memberName, sessionId: session ? session.id : null });
   }
 
-  private afterDeparture(group: Group, cause: MembershipCause, memberName: string, out: GroupOutput[]): void {
+  private afterDeparture(group: Group, removed: Member, cause: MembershipCause, out: GroupOutput[]): void {
     if (group.members.length === 0) {
       this.groups.delete(group.name); // recreated with index 1 on the next join (§5.5)
       return;
     }
+    if (!group.members.some((member) => member.vid === removed.vid)) group.daemonIds.delete(removed.vid);
     group.gid = { ...group.gid, index: group.gid.index + 1 };
-    this.sendLightweight(group, cause, memberName, out);
+    if (group.changed) this.sendChangedView(group, null, out);
+    else this.sendLightweight(group, cause, removed.name, out);
   }
 
   /** REG_MEMB with one vs set holding the changed member, local offset 0 (§5.1). */
@@ -277,6 +571,32 @@ export class GroupLayer {
     if (!group.localMembers.some((member) => member.session?.membership)) return;
     const names = group.members.map((member) => member.name);
     this.sendToLocal(group, encodeRegularMembership(group.name, cause, group.gid, names, [[changed]], 0), out);
+  }
+
+  /**
+   * A join, leave or disconnect in a changed group (§5.5): REG|NETWORK with every member
+   * (partitioned daemons' members too), then TRANSITION_MESS, both with the new gid.
+   */
+  private sendChangedView(group: Group, joiner: string | null, out: GroupOutput[]): void {
+    const trans = this.trans;
+    const { sets, daemonSet } = this.vsSets(group, (vid) => trans !== null && !trans.members.has(vid), joiner);
+    const names = group.members.map((member) => member.name);
+    const others: number[] = [];
+    let joinerSession: number | null = null;
+    for (const member of group.localMembers) {
+      if (!member.session?.membership) continue;
+      if (member.name === joiner) joinerSession = member.session.id;
+      else others.push(member.session.id);
+    }
+    if (others.length > 0) {
+      const local = daemonSet.get(this.options.myVid) ?? 0;
+      out.push({ kind: 'write', sessions: others, bytes: encodeRegularMembership(group.name, 'network', group.gid, names, sets, local) });
+    }
+    if (joinerSession !== null) {
+      const bytes = encodeRegularMembership(group.name, 'network', group.gid, names, sets, sets.length - 1);
+      out.push({ kind: 'write', sessions: [joinerSession], bytes });
+    }
+    this.sendToLocal(group, encodeTransitional(group.name, group.gid), out);
   }
 
   private sendToLocal(group: Group, bytes: Uint8Array, out: GroupOutput[]): void {
@@ -291,6 +611,15 @@ export class GroupLayer {
     const [removed] = group.members.splice(index, 1);
     if (removed.session) group.localMembers = group.localMembers.filter((member) => member !== removed);
     return removed;
+  }
+
+  private addMembership(memberName: string, groupName: string): void {
+    let groupsOfMember = this.memberGroups.get(memberName);
+    if (!groupsOfMember) {
+      groupsOfMember = new Set();
+      this.memberGroups.set(memberName, groupsOfMember);
+    }
+    groupsOfMember.add(groupName);
   }
 
   private forgetMembership(memberName: string, groupName: string): void {
@@ -380,12 +709,21 @@ export class GroupLayer {
     }));
   }
 
+  /** Replicated state as plain data, for comparing daemons in tests (no local fields). */
+  replicatedState(): { name: string; gid: GroupId; members: string[] }[] {
+    return this.sortedGroups().map((group) => ({ name: group.name, gid: { ...group.gid }, members: group.members.map((member) => member.name) }));
+  }
+
   private sortedGroups(): Group[] {
     return [...this.groups.values()].sort((a, b) => compareNames(a.name, b.name));
   }
 
+  private sortDaemons(vids: number[]): number[] {
+    return vids.sort((a, b) => this.rankOf(a) - this.rankOf(b) || (a >>> 0) - (b >>> 0));
+  }
+
   private freshGid(): GroupId {
-    const membId = this.transitionalMembId ?? this.membId ?? { procId: this.options.myVid, time: 0 };
+    const membId = this.trans?.membId ?? this.membId ?? { procId: this.options.myVid, time: 0 };
     return { procId: membId.procId, time: membId.time, index: 0 };
   }
 

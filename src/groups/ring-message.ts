@@ -12,23 +12,26 @@
  *        JOIN  (1): member private group, group name
  *        LEAVE (2): member private group, group name
  *        KILL  (3): member private group
- *     Kind 4..0x7f are reserved: the state exchange after merges (next issue) adds
- *     GROUPS messages here.
+ *        GROUPS (4): one chunk of a synced set's group state (state-exchange.ts has
+ *                    the layout); kinds 5..0x7f stay reserved.
  */
 import { ENDIAN_MARKER } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/header.js';
+import { decodeGroupsChunk, type GroupsChunk } from './state-exchange.js';
 
 export const RingMessageKind = {
   JOIN: 1,
   LEAVE: 2,
   KILL: 3,
+  GROUPS: 4,
 } as const;
 
 export type RingMessage =
   | { kind: 'data'; frame: Uint8Array }
   | { kind: 'join'; member: string; group: string }
   | { kind: 'leave'; member: string; group: string }
-  | { kind: 'kill'; member: string };
+  | { kind: 'kill'; member: string }
+  | { kind: 'groups'; chunk: GroupsChunk };
 
 /** Strings here are names of at most 31 bytes; the u8 length bounds them anyway. */
 const STRING_BYTES_MAX = 255;
@@ -95,6 +98,8 @@ export function decodeRingMessage(payload: Uint8Array): RingMessage {
       const [member] = readStrings(payload, 1);
       return { kind: 'kill', member };
     }
+    case RingMessageKind.GROUPS:
+      return { kind: 'groups', chunk: decodeGroupsChunk(payload) };
     default:
       throw new ProtocolError(`unknown ring message kind ${payload[0]}`);
   }
