@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkEvs, formatViolations } from '../src/checker/index.js';
 import type { MembershipMessage } from '../src/client/messages.js';
+import { TRANSITIONAL_TIME_BIT } from '../src/groups/group-layer.js';
 import { decodeRingMessage } from '../src/groups/ring-message.js';
 import { decodeGroupsChunk, encodeGroupsReport, ReportAssembler, compareMembershipIds, type GroupsReport } from '../src/groups/state-exchange.js';
 import { HandCluster } from './helpers/group-cluster.js';
@@ -165,7 +166,7 @@ describe('partition, transitional period and heal', () => {
   it('join while changed: REG|NETWORK (transitional id, 2) with the partitioned daemon alone and the joiner last, then TRANSITION', () => {
     const c = threeJoined();
     c.connect('n', 0);
-    const transId = { procId: c.vid(0), time: 3 };
+    const transId = { procId: c.vid(0), time: (3 | TRANSITIONAL_TIME_BIT) >>> 0 };
     c.transitional([0, 1], transId, [0, 1]);
     c.transitional([2], { procId: c.vid(2), time: 3 }, [2]);
     c.join([0, 1], 'n', 'g');

@@ -561,9 +561,10 @@ class EvsChecker {
 
   /**
    * Groups occurrences into view instances: same (group, gid, members). When
-   * a session holds the key more than once (gid reuse after the group
-   * emptied), occurrences are paired by ordinal if every session holds it
-   * equally often, otherwise by shared delivered messages.
+   * a private group holds the key more than once (gid reuse after the group
+   * emptied, seen by one session or by a reconnected one), occurrences are
+   * paired by ordinal if every private group holds it equally often, otherwise
+   * by shared delivered messages.
    */
   private assignInstances(): void {
     const byKey = new Map<string, ViewOccurrence[]>();
@@ -576,10 +577,13 @@ class EvsChecker {
       }
     }
     for (const occurrences of byKey.values()) {
-      const perSession = new Map<Session, ViewOccurrence[]>();
+      // Keyed by private group, not session: a reconnected client (a new session with
+      // the same name) cannot be in the incarnation its old session was in, so its
+      // occurrences count as further ones of that name.
+      const perSession = new Map<string, ViewOccurrence[]>();
       for (const view of occurrences) {
-        let list = perSession.get(view.session);
-        if (list === undefined) perSession.set(view.session, (list = []));
+        let list = perSession.get(view.session.privateGroup);
+        if (list === undefined) perSession.set(view.session.privateGroup, (list = []));
         list.push(view);
       }
       const counts = new Set([...perSession.values()].map((list) => list.length));
@@ -691,12 +695,25 @@ class EvsChecker {
         set.add(variant);
       }
     });
+    // A name in a list stands for the witness only if no other session of that
+    // private group (a reconnected client) installed that list: otherwise the name may
+    // be that other session's, in another incarnation of the group.
+    const sessionsByName = new Map<string, Session[]>();
+    for (const session of installedLists.keys()) {
+      const list = sessionsByName.get(session.privateGroup);
+      if (list === undefined) sessionsByName.set(session.privateGroup, [session]);
+      else list.push(session);
+    }
+    const namedIn = (view: ViewOccurrence, list: readonly string[], variant: number): boolean =>
+      list.includes(view.session.privateGroup) &&
+      !installedLists.get(view.session)?.has(variant) &&
+      (sessionsByName.get(view.session.privateGroup) ?? []).every((other) => other === view.session || !installedLists.get(other)?.has(variant));
     for (let i = 0; i < variants.length; i++) {
       for (let j = i + 1; j < variants.length; j++) {
         const listI = variants[i][0].members;
         const listJ = variants[j][0].members;
-        const witnessI = variants[i].find((view) => listJ.includes(view.session.privateGroup) && !installedLists.get(view.session)?.has(j));
-        const witnessJ = variants[j].find((view) => listI.includes(view.session.privateGroup) && !installedLists.get(view.session)?.has(i));
+        const witnessI = variants[i].find((view) => namedIn(view, listJ, j));
+        const witnessJ = variants[j].find((view) => namedIn(view, listI, i));
         if (witnessI === undefined || witnessJ === undefined) continue;
         const label = `${witnessI.group}@${witnessI.gidKey}`;
         this.report('view-agreement', [witnessI.session.name, witnessJ.session.name], `${witnessI.session.name} installs ${label} with members [${listI.join(', ')}] but ${witnessJ.session.name} installs it with [${listJ.join(', ')}]`, undefined, witnessI.group);

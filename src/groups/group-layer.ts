@@ -25,7 +25,8 @@
  *   - transitional T: groups with members on daemons outside T send TRANSITION_MESS
  *     (old gid) to their local members, in group-name order, and become `changed`:
  *     gid (transitional membership id, 1), where that id is (first daemon of T in
- *     configuration order, the new ring's time) (§5.2); the daemons of T take it. Joins,
+ *     configuration order, the new ring's time with bit 31 set) (§5.2); the daemons
+ *     of T take it. Joins,
  *     leaves and disconnects of a changed group give REG|NETWORK (all members, vs sets
  *     with each partitioned daemon alone and a joiner alone at the end) immediately
  *     followed by TRANSITION_MESS with the same gid (§5.5).
@@ -122,6 +123,9 @@ export interface Group {
   messages: number;
   bytes: number;
 }
+
+/** Set in the time of transitional membership ids, so that none equals a ring's id (see beginTransitional). */
+export const TRANSITIONAL_TIME_BIT = 0x80000000;
 
 /** Unconfigured daemons rank after every configured one (at most 128, §6.1). */
 const UNCONFIGURED_RANK_BASE = 1 << 16;
@@ -279,9 +283,11 @@ export class GroupLayer {
     staying.add(this.options.myVid);
     if (this.trans !== null) for (const vid of [...staying]) if (!this.trans.members.has(vid)) staying.delete(vid);
     // The transitional membership id (§5.2): the first daemon of the transitional
-    // configuration, with the time of the ring being formed. Sides of one new ring
-    // thus get different ids (the ring may hand every side the new ring's own id).
-    const transId = { procId: this.sortDaemons([...staying])[0], time: membId.time };
+    // configuration, with the time of the ring being formed, high bit set. Sides of one
+    // new ring get different ids (the ring may hand every side the new ring's own id),
+    // and none equals a ring's id: with the side holding the new leader it would be
+    // the new ring's id, and views of that period would reuse gids of the next ones.
+    const transId = { procId: this.sortDaemons([...staying])[0], time: (membId.time | TRANSITIONAL_TIME_BIT) >>> 0 };
     membId = transId;
     this.trans = { membId: transId, members: staying };
     this.state = 'gtrans';

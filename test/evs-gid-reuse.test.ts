@@ -1,0 +1,53 @@
+// The EVS checker and gid reuse by a reconnected client (same private group, new
+// session): Spread recreates an emptied group with index 1 under the same membership
+// id (§5.5), so a client that disconnects and comes back can see the same gids again,
+// with other member lists or another cause. Found by the whole-daemon chaos runs.
+import { describe, expect, it } from 'vitest';
+import { checkEvs, ClientLogCollection, formatViolations } from '../src/checker/index.js';
+
+const gid = (index: number) => ({ procId: 1, time: 1, index });
+
+describe('gid reuse across sessions of one private group', () => {
+  it('same gid and members, caused by network for the old session and by join for the new one', () => {
+    const logs = new ClientLogCollection();
+    const a = logs.open({ privateGroup: '#x#d1', daemon: 'd1' });
+    a.membership({ kind: 'regular', group: 'g', cause: 'network', gid: gid(1), members: ['#x#d1'], vsSet: ['#x#d1'] });
+    a.closed('client disconnect');
+    const again = logs.open({ privateGroup: '#x#d1', daemon: 'd1' });
+    again.joinRequested('g');
+    again.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(1), members: ['#x#d1'], vsSet: ['#x#d1'] });
+    const violations = checkEvs(logs.logs(), { expectQuiescent: true });
+    expect(violations, formatViolations(violations)).toEqual([]);
+  });
+
+  it('same gid with other members in the next incarnation', () => {
+    const logs = new ClientLogCollection();
+    const x = logs.open({ privateGroup: '#x#d1', daemon: 'd1' });
+    const y = logs.open({ privateGroup: '#y#d1', daemon: 'd1' });
+    x.joinRequested('g');
+    x.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(1), members: ['#x#d1'], vsSet: ['#x#d1'] });
+    y.joinRequested('g');
+    for (const r of [x, y]) r.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(2), members: ['#x#d1', '#y#d1'], vsSet: ['#y#d1'] });
+    x.closed('client disconnect');
+    y.membership({ kind: 'regular', group: 'g', cause: 'disconnect', gid: gid(3), members: ['#y#d1'], vsSet: ['#x#d1'] });
+    y.leaveRequested('g');
+    y.membership({ kind: 'self-leave', group: 'g' });
+    const x2 = logs.open({ privateGroup: '#x#d1', daemon: 'd1' });
+    const z = logs.open({ privateGroup: '#z#d1', daemon: 'd1' });
+    x2.joinRequested('g');
+    x2.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(1), members: ['#x#d1'], vsSet: ['#x#d1'] });
+    z.joinRequested('g');
+    for (const r of [x2, z]) r.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(2), members: ['#x#d1', '#z#d1'], vsSet: ['#z#d1'] });
+    const violations = checkEvs(logs.logs(), { expectQuiescent: true });
+    expect(violations, formatViolations(violations)).toEqual([]);
+  });
+
+  it('still reports two live sessions that disagree on one gid', () => {
+    const logs = new ClientLogCollection();
+    const p = logs.open({ privateGroup: '#p#d1', daemon: 'd1' });
+    const q = logs.open({ privateGroup: '#q#d2', daemon: 'd2' });
+    p.membership({ kind: 'regular', group: 'g', cause: 'network', gid: gid(1), members: ['#p#d1', '#q#d2'], vsSet: ['#p#d1'] });
+    q.membership({ kind: 'regular', group: 'g', cause: 'network', gid: gid(1), members: ['#p#d1', '#q#d2', '#r#d3'], vsSet: ['#q#d2'] });
+    expect(checkEvs(logs.logs()).map((v) => v.property)).toContain('view-agreement');
+  });
+});
