@@ -302,6 +302,35 @@ describe('during the state exchange (§7.3, §11.5 GGATHER/GGT)', () => {
     expectClean(c);
   });
 
+  it('after an abandoned exchange, one transitional set may hold two group states: their vs sets stay apart', () => {
+    const c = new HandCluster(['d1', 'd2', 'd3', 'd4']);
+    startAlone(c);
+    form(c, [[0], [2]], { procId: c.vid(0), time: 5 });
+    form(c, [[1], [3]], { procId: c.vid(1), time: 5 });
+    for (const [client, d] of [['a', 0], ['b', 1], ['c', 2], ['e', 3]] as const) c.connect(client, d);
+    c.join([0, 2], 'a', 'g');
+    c.join([0, 2], 'c', 'g');
+    c.join([1, 3], 'b', 'g');
+    c.join([1, 3], 'e', 'g');
+    const all = [0, 1, 2, 3];
+    c.transitional([0, 2], { procId: c.vid(0), time: 6 }, [0, 2]);
+    c.transitional([1, 3], { procId: c.vid(0), time: 6 }, [1, 3]);
+    c.regular(all, { procId: c.vid(0), time: 6 }, all);
+    for (const d of c.daemons) d.pending.length = 0; // the ring broke before any report
+    c.transitional([0, 1], { procId: c.vid(0), time: 7 }, [0, 1]);
+    c.transitional([2, 3], { procId: c.vid(2), time: 7 }, [2, 3]);
+    c.regular([0, 1], { procId: c.vid(0), time: 7 }, [0, 1]);
+    c.regular([2, 3], { procId: c.vid(2), time: 7 }, [2, 3]);
+    c.settle([0, 1]);
+    c.settle([2, 3]);
+    const a = memberships(c, 'a', 'g').at(-1)!;
+    expect(a.members).toEqual(['#a#d1', '#b#d2']);
+    expect(a.vsSets).toEqual([['#a#d1'], ['#b#d2']]);
+    expect(memberships(c, 'e', 'g').at(-1)!.vsSets).toEqual([['#c#d3'], ['#e#d4']]);
+    form(c, [[0, 1], [2, 3]], { procId: c.vid(0), time: 9 });
+    expectClean(c);
+  });
+
   it('ignores a report made for another configuration', () => {
     const c = twoSides();
     const all = startMerge(c);

@@ -57,8 +57,9 @@
  *    CAUSAL or stronger, no client delivers m2 before m1 (same-sender pairs
  *    are left to fifo).
  *  - self-delivery: a session that sends a non-UNRELIABLE message without
- *    SELF_DISCARD while it is addressed (member of a destination group with
- *    no leave requested since, or the message names its private group)
+ *    SELF_DISCARD while it is addressed (member of a destination group whose
+ *    latest join/leave request is not a leave, or the message names its
+ *    private group)
  *    delivers it unless it disconnects (with `truncated`, only if a later
  *    own message came back); a SELF_DISCARD message never comes back to its
  *    sender.
@@ -221,7 +222,10 @@ interface ViewOccurrence {
 
 interface GroupState {
   view?: ViewOccurrence;
+  /** The session's latest join/leave request for the group was a leave. */
   leaveRequested: boolean;
+  /** The log records join requests for the group (then request order alone decides). */
+  joinsRecorded: boolean;
   /** gids installed since the session joined, to catch double installs. */
   installed: Set<string>;
 }
@@ -318,7 +322,7 @@ class EvsChecker {
     const stateOf = (group: string): GroupState => {
       let state = groups.get(group);
       if (state === undefined) {
-        state = { leaveRequested: false, installed: new Set() };
+        state = { leaveRequested: false, joinsRecorded: false, installed: new Set() };
         groups.set(group, state);
       }
       return state;
@@ -366,12 +370,18 @@ class EvsChecker {
               state.view.end = 'self-leave';
               state.view = undefined;
             }
-            state.leaveRequested = false;
+            if (!state.joinsRecorded) state.leaveRequested = false;
             state.installed.clear();
           }
           break;
-        case 'join':
+        case 'join': {
+          // Requests are ordered FIFO: a leave asked for after this join takes effect
+          // after it, even if the join view arrives only later.
+          const state = stateOf(entry.group);
+          state.joinsRecorded = true;
+          state.leaveRequested = false;
           break;
+        }
         case 'leave':
           stateOf(entry.group).leaveRequested = true;
           break;
@@ -483,8 +493,8 @@ class EvsChecker {
     }
     state.installed.add(gidKey);
     if (previous === undefined) {
-      // A leave asked for while not a member was a no-op.
-      state.leaveRequested = false;
+      // Without recorded joins, a leave asked for while not a member was a no-op.
+      if (!state.joinsRecorded) state.leaveRequested = false;
       if (entry.cause === 'leave' || entry.cause === 'disconnect') {
         this.report('view-sequence', [who], `${where}: ${who} gets a ${entry.cause} view ${group}@${gidKey} without being a member of ${group} before`, undefined, group);
       }
@@ -802,7 +812,9 @@ class EvsChecker {
         const other = previousBySet.get(setKey);
         if (other === undefined) {
           previousBySet.set(setKey, previous);
-        } else if (other.instance !== previous.instance) {
+        } else if (other.instance !== previous.instance && instanceKey(other) !== instanceKey(previous)) {
+          // (Equal keys in different instances: gid and member list reused, the pairing
+          // of occurrences may be wrong; not a proof.)
           this.report('virtual-synchrony', [other.session.name, view.session.name], `${other.session.name} and ${view.session.name} share the vs set [${view.vsSet.join(', ')}] of ${first.group}@${first.gidKey}, but came from different views (${other.group}@${other.gidKey} and ${previous.group}@${previous.gidKey})`, undefined, first.group);
         }
       }

@@ -26,7 +26,7 @@
  *     (old gid) to their local members, in group-name order, and become `changed`:
  *     gid (transitional membership id, 1), where that id is (first daemon of T in
  *     configuration order, the new ring's time with bit 31 set) (§5.2); the daemons
- *     of T take it. Joins,
+ *     of T take it. (First within the synced set: see beginTransitional.) Joins,
  *     leaves and disconnects of a changed group give REG|NETWORK (all members, vs sets
  *     with each partitioned daemon alone and a joiner alone at the end) immediately
  *     followed by TRANSITION_MESS with the same gid (§5.5).
@@ -287,7 +287,11 @@ export class GroupLayer {
     // new ring get different ids (the ring may hand every side the new ring's own id),
     // and none equals a ring's id: with the side holding the new leader it would be
     // the new ring's id, and views of that period would reuse gids of the next ones.
-    const transId = { procId: this.sortDaemons([...staying])[0], time: (membId.time | TRANSITIONAL_TIME_BIT) >>> 0 };
+    // "First" is taken within the synced set: after an abandoned exchange one
+    // transitional configuration can hold daemons with different group states, and
+    // equal ids would put members with different previous views in one vs set.
+    const first = this.sortDaemons([...staying].filter((vid) => this.synced.has(vid)))[0] ?? this.options.myVid;
+    const transId = { procId: first, time: (membId.time | TRANSITIONAL_TIME_BIT) >>> 0 };
     membId = transId;
     this.trans = { membId: transId, members: staying };
     this.state = 'gtrans';
