@@ -331,6 +331,29 @@ describe('during the state exchange (§7.3, §11.5 GGATHER/GGT)', () => {
     expectClean(c);
   });
 
+  it('a group created by held joins of an abandoned exchange gets an id of each synced set', () => {
+    const c = new HandCluster(['d1', 'd2']);
+    startAlone(c);
+    c.connect('a', 0);
+    c.connect('b', 1);
+    const both = [0, 1];
+    for (const d of both) c.transitional([d], { procId: c.vid(d), time: 3 }, [d]);
+    c.regular(both, { procId: c.vid(0), time: 3 }, both);
+    c.join(both, 'a', 'g');
+    c.join(both, 'b', 'g');
+    for (const d of c.daemons) d.pending.length = 0;
+    c.transitional(both, { procId: c.vid(0), time: 4 }, both);
+    c.regular(both, { procId: c.vid(0), time: 4 }, both);
+    // Each side applied only its own member's join: two groups g, each its own id.
+    const gidA = memberships(c, 'a', 'g')[0].gid;
+    const gidB = memberships(c, 'b', 'g')[0].gid;
+    expect(gidA.procId).toBe(c.vid(0));
+    expect(gidB.procId).toBe(c.vid(1));
+    c.settle(both);
+    expect(memberships(c, 'a', 'g').at(-1)!.vsSets).toEqual([['#a#d1'], ['#b#d2']]);
+    expectClean(c);
+  });
+
   it('ignores a report made for another configuration', () => {
     const c = twoSides();
     const all = startMerge(c);

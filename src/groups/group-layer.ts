@@ -166,6 +166,8 @@ export class GroupLayer {
   private exchange: Exchange | null = null;
   /** Events held back while the exchange runs: deliveries and a transitional configuration. */
   private held: RingEvent[] = [];
+  /** While applying what an abandoned exchange held: the id for groups created then. */
+  private creationId: MembershipId | null = null;
   state: GroupLayerState = 'gop';
   /** Data messages delivered (each once, whatever the recipients) and their frame bytes. */
   messagesDelivered = 0;
@@ -311,6 +313,7 @@ export class GroupLayer {
     this.membId = { ...membId };
     this.daemons = [...members];
     this.trans = null;
+    this.creationId = null;
     this.synced = synced;
     for (const group of this.sortedGroups()) {
       if (group.members.every((member) => synced.has(member.vid))) continue;
@@ -441,9 +444,13 @@ export class GroupLayer {
 
   /** The configuration changed again before the exchange completed: apply what was held to the old state. */
   private abandonExchange(out: GroupOutput[]): void {
+    const exchange = this.exchange as Exchange;
     this.exchange = null;
     this.state = 'gop';
     this.exchangesAbandoned += 1;
+    // The ring's id is shared with daemons of other synced sets, whose group states
+    // differ: a group created now takes an id of this synced set's own.
+    this.creationId = { procId: this.sortDaemons([...this.synced])[0], time: (exchange.membId.time | TRANSITIONAL_TIME_BIT) >>> 0 };
     const held = this.held;
     this.held = [];
     for (const event of held) this.apply(event, out);
@@ -733,7 +740,7 @@ export class GroupLayer {
   }
 
   private freshGid(): GroupId {
-    const membId = this.trans?.membId ?? this.membId ?? { procId: this.options.myVid, time: 0 };
+    const membId = this.trans?.membId ?? this.creationId ?? this.membId ?? { procId: this.options.myVid, time: 0 };
     return { procId: membId.procId, time: membId.time, index: 0 };
   }
 
