@@ -29,10 +29,19 @@ export const MIN_DATAGRAM_BYTES = 256;
 /** Largest UDP payload over IPv4. */
 export const MAX_DATAGRAM_BYTES = 65507;
 
+/**
+ * tspread's LAN defaults, shorter than Spread's (1250/500/250/250/625/500/1250/1250/30000),
+ * chosen so that a crash is handled within 1 s (TokenTimeout + GatherTimeout + a few ms) and a
+ * restarted daemon merges within about one JoinTimeout; the idle ring's heartbeat rotation
+ * (every HurryTimeout) keeps a quiet ring from looking like token loss. See
+ * docs/configuration.md and BENCHMARKS.md ("Membership"). Alive, Rep and Seg are unused by
+ * tspread's ring (no SEG/REPRESENTED states) and keep Spread's values.
+ */
 export const LAN_TIMEOUTS: Readonly<MembershipTimeouts> = {
-  tokenMs: 1250, hurryMs: 500, aliveMs: 250, joinMs: 250, repMs: 625,
-  segMs: 500, gatherMs: 1250, formMs: 1250, lookupMs: 30000,
+  tokenMs: 500, hurryMs: 150, aliveMs: 250, joinMs: 100, repMs: 625,
+  segMs: 500, gatherMs: 300, formMs: 300, lookupMs: 1000,
 };
+/** Spread's WAN defaults (§8.5), kept: round trips across segments are not a LAN's. */
 export const WAN_TIMEOUTS: Readonly<MembershipTimeouts> = {
   tokenMs: 5000, hurryMs: 1500, aliveMs: 250, joinMs: 250, repMs: 1250,
   segMs: 500, gatherMs: 2500, formMs: 2500, lookupMs: 45000,

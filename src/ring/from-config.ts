@@ -1,10 +1,13 @@
 /**
- * Builds the ring for a daemon from its parsed configuration. All configured
- * daemons are members, in configuration order (§11.2); the first is the leader.
+ * Builds the ring for a daemon from its parsed configuration. Every configured
+ * daemon may be a member, in configuration order (§11.2); the first daemon of a
+ * ring leads it. Membership timeouts come from spread.conf (§8.5; Alive, Rep and
+ * Seg are unused: there are no SEG/REPRESENTED states).
  * Matches DaemonOptions.createRing: `createRing: createRingFromConfig`.
  */
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
-import { DATAGRAM_BYTES_DEFAULT } from './limits.js';
+import { DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_MAX } from './limits.js';
+import { RECOVERED_OVERHEAD_BYTES } from './packet.js';
 import { type TotemOptions, TotemRing } from './totem.js';
 
 export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number): TotemOptions {
@@ -20,8 +23,12 @@ export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowM
     acceleratedWindow: p.acceleratedWindow,
     tokenTimeoutMs: p.timeouts.tokenMs,
     hurryTimeoutMs: p.timeouts.hurryMs,
-    helloIntervalMs: p.timeouts.joinMs,
-    datagramBytes: p.datagramBytes || DATAGRAM_BYTES_DEFAULT,
+    joinTimeoutMs: p.timeouts.joinMs,
+    gatherTimeoutMs: p.timeouts.gatherMs,
+    formTimeoutMs: p.timeouts.formMs,
+    lookupTimeoutMs: p.timeouts.lookupMs,
+    // A recovery packet wraps a data packet: leave it room in the largest UDP payload.
+    datagramBytes: Math.min(p.datagramBytes || DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_MAX - RECOVERED_OVERHEAD_BYTES),
   };
 }
 

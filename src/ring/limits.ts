@@ -37,11 +37,40 @@ export const RTR_ITEMS_MAX = 256;
 export const SEND_QUEUE_MESSAGES_DEFAULT = 1000;
 export const SEND_QUEUE_BYTES_DEFAULT = 8 * 1024 * 1024;
 
-/** Membership timeouts (LAN defaults of §8.5). */
-export const TOKEN_TIMEOUT_MS_DEFAULT = 1250;
-export const HURRY_TIMEOUT_MS_DEFAULT = 500;
-/** Period of start-up HELLO probes (Spread's JoinTimeout). */
-export const HELLO_INTERVAL_MS_DEFAULT = 250;
+/**
+ * Membership timeouts used when a ring is built without them (tests). A daemon takes
+ * them from spread.conf, whose defaults (src/config/parameters.ts) are the same values:
+ * tspread's own, shorter than Spread's §8.5 LAN defaults (see docs/configuration.md).
+ */
+/** No token for this long: token loss, membership starts (Spread's TokenTimeout). */
+export const TOKEN_TIMEOUT_MS_DEFAULT = 500;
+/** HURRY re-send period, and the period of the idle ring's heartbeat rotation. */
+export const HURRY_TIMEOUT_MS_DEFAULT = 150;
+/** Period of JOIN messages in gather; also the least time a gather lasts before a ring forms. */
+export const JOIN_TIMEOUT_MS_DEFAULT = 100;
+/** Consensus timeout: daemons that did not agree within it are declared failed. */
+export const GATHER_TIMEOUT_MS_DEFAULT = 300;
+/** Loss timeout of the commit (form) token. */
+export const FORM_TIMEOUT_MS_DEFAULT = 300;
+/** Period of probes from an incomplete ring's leader to the configured daemons outside it. */
+export const LOOKUP_TIMEOUT_MS_DEFAULT = 1000;
+
+/**
+ * Consecutive token visits at the leader, during EVS recovery, on which nobody had
+ * recovery packets left to send and the token's aru equalled its seq, before the new
+ * ring is installed. Two: the first shows that everything sent has arrived everywhere,
+ * the second confirms it over a rotation in which nothing was sent.
+ */
+export const RECOVERY_QUIET_VISITS = 2;
+
+/** Ring ids remembered (installed or formed here): packets stamped with one of them are stale. */
+export const RING_HISTORY_MAX = 32;
+
+/**
+ * Token visits on which my aru stayed below the token's seq without moving before this
+ * daemon gives up on retransmission and starts a membership ("failed to receive").
+ */
+export const FAIL_TO_RECEIVE_VISITS = 500;
 
 /**
  * Consecutive quiet token visits at the leader before it holds the token.

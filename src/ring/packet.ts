@@ -12,20 +12,29 @@
  *   16 u32 configuration hash
  *
  * DATA (type 1): 20 u32 seq, 24 u32 origin VID (who assigned seq), 28 u32 token round,
- *   32 u16 fragment count, 34 u16 flags (bit 0: retransmission), then fragments:
+ *   32 u16 fragment count, 34 u16 flags (bit 0: retransmission; bit 1: recovered — its one
+ *   fragment is a whole DATA packet of the previous ring, re-sent during EVS recovery), then fragments:
  *   u8 flags (FIRST 1, LAST 2, SAFE 4), u8 zero, u16 length, `length` bytes.
  *   Small messages are packed several to a datagram; a large one is split across
  *   consecutive packets of the same origin and reassembled (FIRST … LAST).
  * TOKEN (type 2): 20 u32 token hop counter, 24 u32 seq, 28 u32 aru, 32 u32 aru setter VID
- *   (0: none), 36 u32 flow control, 40 u32 round, 44 u16 flags (bit 0: idle), 46 u16 rtr
- *   count, then rtr count × u32 requested seqs.
- * HELLO (type 3): 20 u32 flags (0; reserved for membership). Start-up probe.
+ *   (0: none), 36 u32 flow control, 40 u32 round, 44 u16 flags (bit 0: idle; bit 1: recovery
+ *   pending; bit 2: install), 46 u16 rtr count, then rtr count × u32 requested seqs.
+ * HELLO (type 3): 20 u32 flags. Obsolete start-up probe: decoded, ignored by the ring.
  * HURRY (type 4): 20 u32 last token hop seen. "I have messages; release the token."
  * TOKEN_ACK (type 5): 20 u32 token hop. "I already have this token; stop re-sending it."
+ * JOIN (type 6), membership gather: 20 u32 flags (bit 0: probe from an operational ring),
+ *   24 u32 incarnation, 28 u32 attempt (gathers entered so far), 32 u16 proc count,
+ *   34 u16 fail count, then proc × u32 VID, fail × u32 VID. The header's membership id is
+ *   the sender's last installed ring (0/0: none).
+ * COMMIT (type 7), the form token: header membership id = the ring being formed;
+ *   20 u32 hop, 24 u16 rotation (1 or 2), 26 u16 member count, then per member (config
+ *   order) 32 bytes: u32 VID, u32 incarnation, u32 flags (bit 0: filled), u32 old ring
+ *   procId, u32 old ring time, u32 old aru, u32 old highest seq, u32 old safe seq.
  *
  * Malformed input yields a PacketDecodeError value; decode never throws.
  */
-import { DATAGRAM_BYTES_MAX, RTR_ITEMS_MAX } from './limits.js';
+import { DATAGRAM_BYTES_MAX, MEMBERS_MAX, RTR_ITEMS_MAX } from './limits.js';
 import type { MembershipId } from './types.js';
 
 export const PACKET_MAGIC = 0x7453;
@@ -37,6 +46,8 @@ export const PacketType = {
   HELLO: 3,
   HURRY: 4,
   TOKEN_ACK: 5,
+  JOIN: 6,
+  COMMIT: 7,
 } as const;
 export type PacketType = (typeof PacketType)[keyof typeof PacketType];
 
@@ -50,10 +61,17 @@ export const FRAGMENT_BYTES_MAX = 0xffff;
 
 export const FragmentFlag = { FIRST: 1, LAST: 2, SAFE: 4 } as const;
 const FRAGMENT_FLAGS_KNOWN = 7;
-export const DataFlag = { RETRANSMISSION: 1 } as const;
-const DATA_FLAGS_KNOWN = 1;
-export const TokenFlag = { IDLE: 1 } as const;
-const TOKEN_FLAGS_KNOWN = 1;
+export const DataFlag = { RETRANSMISSION: 1, RECOVERED: 2 } as const;
+const DATA_FLAGS_KNOWN = 3;
+export const TokenFlag = { IDLE: 1, RECOVERY_PENDING: 2, INSTALL: 4 } as const;
+const TOKEN_FLAGS_KNOWN = 7;
+export const JoinFlag = { PROBE: 1 } as const;
+const JOIN_FLAGS_KNOWN = 1;
+export const JOIN_HEADER_BYTES = 36;
+export const COMMIT_HEADER_BYTES = 28;
+export const COMMIT_ENTRY_BYTES = 32;
+/** A recovery packet wraps a whole DATA packet: one data header and one fragment header more. */
+export const RECOVERED_OVERHEAD_BYTES = 36 + 4;
 
 export interface PacketHeader {
   sender: number;
@@ -107,9 +125,43 @@ export interface TokenAckPacket extends PacketHeader {
   hop: number;
 }
 
-export type Packet = DataPacket | TokenPacket | HelloPacket | HurryPacket | TokenAckPacket;
+export interface JoinFields {
+  flags: number;
+  incarnation: number;
+  attempt: number;
+  /** VIDs, configuration order. */
+  proc: number[];
+  fail: number[];
+}
 
-export type PacketDecodeErrorCode = 'short' | 'long' | 'magic' | 'version' | 'type' | 'length' | 'flags' | 'fragment' | 'rtr';
+export interface JoinPacket extends PacketHeader, JoinFields {
+  type: typeof PacketType.JOIN;
+}
+
+/** One member's slot on the commit token: what it brings from its previous ring. */
+export interface CommitEntry {
+  vid: number;
+  incarnation: number;
+  filled: boolean;
+  oldRing: MembershipId;
+  aru: number;
+  highest: number;
+  safe: number;
+}
+
+export interface CommitFields {
+  hop: number;
+  rotation: number;
+  entries: CommitEntry[];
+}
+
+export interface CommitPacket extends PacketHeader, CommitFields {
+  type: typeof PacketType.COMMIT;
+}
+
+export type Packet = DataPacket | TokenPacket | HelloPacket | HurryPacket | TokenAckPacket | JoinPacket | CommitPacket;
+
+export type PacketDecodeErrorCode = 'short' | 'long' | 'magic' | 'version' | 'type' | 'length' | 'flags' | 'fragment' | 'rtr' | 'members';
 
 /** A datagram that is not a well-formed packet. Returned, never thrown. */
 export class PacketDecodeError extends Error {
@@ -174,6 +226,10 @@ export function decodePacket(bytes: Uint8Array): DecodeResult {
       return decodeData(bytes, view, header);
     case PacketType.TOKEN:
       return decodeToken(bytes, view, header);
+    case PacketType.JOIN:
+      return decodeJoin(bytes, view, header);
+    case PacketType.COMMIT:
+      return decodeCommit(bytes, view, header);
     case PacketType.HELLO:
     case PacketType.HURRY:
     case PacketType.TOKEN_ACK: {
@@ -250,6 +306,87 @@ function decodeToken(bytes: Uint8Array, view: DataView, header: PacketHeader): D
       rtr,
     },
   };
+}
+
+function decodeJoin(bytes: Uint8Array, view: DataView, header: PacketHeader): DecodeResult {
+  if (bytes.length < JOIN_HEADER_BYTES) return fail('short', `join: ${bytes.length} bytes`);
+  const flags = view.getUint32(20);
+  if ((flags & ~JOIN_FLAGS_KNOWN) !== 0) return fail('flags', `join flags 0x${flags.toString(16)}`);
+  const procCount = view.getUint16(32);
+  const failCount = view.getUint16(34);
+  if (procCount > MEMBERS_MAX || failCount > MEMBERS_MAX) return fail('members', `join: ${procCount} proc, ${failCount} fail`);
+  if (bytes.length !== JOIN_HEADER_BYTES + 4 * (procCount + failCount)) return fail('length', `join: ${bytes.length} bytes`);
+  const proc: number[] = new Array(procCount);
+  const failed: number[] = new Array(failCount);
+  for (let i = 0; i < procCount; i++) proc[i] = view.getUint32(JOIN_HEADER_BYTES + 4 * i);
+  for (let i = 0; i < failCount; i++) failed[i] = view.getUint32(JOIN_HEADER_BYTES + 4 * (procCount + i));
+  return {
+    ok: true,
+    packet: { type: PacketType.JOIN, ...header, flags, incarnation: view.getUint32(24), attempt: view.getUint32(28), proc, fail: failed },
+  };
+}
+
+function decodeCommit(bytes: Uint8Array, view: DataView, header: PacketHeader): DecodeResult {
+  if (bytes.length < COMMIT_HEADER_BYTES) return fail('short', `commit: ${bytes.length} bytes`);
+  const rotation = view.getUint16(24);
+  const count = view.getUint16(26);
+  if (rotation !== 1 && rotation !== 2) return fail('flags', `commit rotation ${rotation}`);
+  if (count === 0 || count > MEMBERS_MAX) return fail('members', `commit: ${count} members`);
+  if (bytes.length !== COMMIT_HEADER_BYTES + COMMIT_ENTRY_BYTES * count) return fail('length', `commit: ${bytes.length} bytes`);
+  const entries: CommitEntry[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const at = COMMIT_HEADER_BYTES + COMMIT_ENTRY_BYTES * i;
+    const flags = view.getUint32(at + 8);
+    if ((flags & ~1) !== 0) return fail('flags', `commit entry flags 0x${flags.toString(16)}`);
+    entries[i] = {
+      vid: view.getUint32(at),
+      incarnation: view.getUint32(at + 4),
+      filled: flags === 1,
+      oldRing: { procId: view.getUint32(at + 12), time: view.getUint32(at + 16) },
+      aru: view.getUint32(at + 20),
+      highest: view.getUint32(at + 24),
+      safe: view.getUint32(at + 28),
+    };
+  }
+  return { ok: true, packet: { type: PacketType.COMMIT, ...header, hop: view.getUint32(20), rotation, entries } };
+}
+
+export function encodeJoin(h: PacketHeader, j: JoinFields): Uint8Array {
+  if (j.proc.length > MEMBERS_MAX || j.fail.length > MEMBERS_MAX) throw new RangeError('join: too many members');
+  const bytes = new Uint8Array(JOIN_HEADER_BYTES + 4 * (j.proc.length + j.fail.length));
+  const view = viewOf(bytes);
+  writeHeader(view, PacketType.JOIN, h);
+  view.setUint32(20, j.flags >>> 0);
+  view.setUint32(24, j.incarnation >>> 0);
+  view.setUint32(28, j.attempt >>> 0);
+  view.setUint16(32, j.proc.length);
+  view.setUint16(34, j.fail.length);
+  let at = JOIN_HEADER_BYTES;
+  for (const vid of j.proc) (view.setUint32(at, vid >>> 0), (at += 4));
+  for (const vid of j.fail) (view.setUint32(at, vid >>> 0), (at += 4));
+  return bytes;
+}
+
+export function encodeCommit(h: PacketHeader, c: CommitFields): Uint8Array {
+  if (c.entries.length === 0 || c.entries.length > MEMBERS_MAX) throw new RangeError('commit: member count');
+  const bytes = new Uint8Array(COMMIT_HEADER_BYTES + COMMIT_ENTRY_BYTES * c.entries.length);
+  const view = viewOf(bytes);
+  writeHeader(view, PacketType.COMMIT, h);
+  view.setUint32(20, c.hop >>> 0);
+  view.setUint16(24, c.rotation);
+  view.setUint16(26, c.entries.length);
+  c.entries.forEach((e, i) => {
+    const at = COMMIT_HEADER_BYTES + COMMIT_ENTRY_BYTES * i;
+    view.setUint32(at, e.vid >>> 0);
+    view.setUint32(at + 4, e.incarnation >>> 0);
+    view.setUint32(at + 8, e.filled ? 1 : 0);
+    view.setUint32(at + 12, e.oldRing.procId >>> 0);
+    view.setUint32(at + 16, e.oldRing.time >>> 0);
+    view.setUint32(at + 20, e.aru >>> 0);
+    view.setUint32(at + 24, e.highest >>> 0);
+    view.setUint32(at + 28, e.safe >>> 0);
+  });
+  return bytes;
 }
 
 export function encodeToken(h: PacketHeader, t: TokenFields): Uint8Array {
@@ -355,11 +492,12 @@ export class DataPacketWriter {
   }
 
   /** The datagram and its decoded form (what decodePacket would return), without re-parsing it. */
-  finishPacket(): DataPacket {
+  finishPacket(flags = 0): DataPacket {
     const h = this.header;
     if (this.fragmentCount === 0 || h === null) throw new RangeError('data packet without fragments');
+    if ((flags & ~DATA_FLAGS_KNOWN) !== 0) throw new RangeError(`data flags 0x${flags.toString(16)}`);
     this.view.setUint16(32, this.fragmentCount);
-    this.view.setUint16(34, 0);
+    this.view.setUint16(34, flags);
     const packet: DataPacket = {
       type: PacketType.DATA,
       sender: h.sender,
@@ -368,7 +506,7 @@ export class DataPacketWriter {
       seq: this.seq,
       origin: this.origin,
       round: this.round,
-      flags: 0,
+      flags,
       fragments: this.fragmentList,
       bytes: this.bytes.subarray(0, this.offset),
     };

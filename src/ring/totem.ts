@@ -1,38 +1,75 @@
 /**
- * TotemRing: total order over a logical token ring (Totem single-ring protocol,
- * as Spread runs it, §11.2–11.3 of spread-protocol.md). A pure state machine:
- * inputs are submit/receive/tick with time as an argument, effects leave via
- * ready(). No sockets, timers, Date.now() or Math.random() in this file.
+ * TotemRing: total order over a logical token ring plus daemon membership with
+ * Extended Virtual Synchrony (Totem single-ring protocol as Spread runs it, §11.2–11.4
+ * and §7.3–7.4 of spread-protocol.md). A pure state machine: inputs are
+ * submit/receive/tick with time as an argument, effects leave via ready(). No
+ * sockets, timers, Date.now() or Math.random() in this file.
  *
- * How it works, in one paragraph: the token visits the members in configuration
- * order. The holder answers retransmission requests, multicasts up to its flow
- * control allowance of new packets (each takes the next seq; small messages are
- * packed, large ones fragmented), asks for what it misses, updates the ring aru
- * and passes the token on. A packet is delivered (AGREED) once every earlier seq
- * is here, and, if it ends a SAFE message, once the aru seen on two successive
- * token visits covers it (then every member holds it). Packets every member holds
- * are discarded.
+ * Ordering, in one paragraph: the token visits the members in configuration order.
+ * The holder answers retransmission requests, multicasts up to its flow control
+ * allowance of new packets (each takes the next seq; small messages are packed,
+ * large ones fragmented), asks for what it misses, updates the ring aru and passes
+ * the token on. A packet is delivered (AGREED) once every earlier seq is here, and,
+ * if it ends a SAFE message, once the aru seen on two successive token visits covers
+ * it (then every member holds it). Packets every member holds are discarded.
+ *
+ * Membership, in one paragraph (states 'op' → 'gather' → 'commit' → 'recovery' → 'op',
+ * one enter function each; the reason for entering gather is logged and counted):
+ * token loss, a JOIN from a daemon outside the ring (or from a member that restarted
+ * or lost the token), a data packet or token of a ring we do not know, or a stalled
+ * aru start GATHER. Daemons broadcast JOIN (proc set, fail set) every JoinTimeout and
+ * merge the sets they hear; a daemon that did not agree within GatherTimeout is put
+ * in the fail set. Once every daemon of proc − fail sent identical sets, the first of
+ * them in configuration order (the representative, the new ring's leader) sends the
+ * COMMIT token with a new ring id. Its first rotation collects each member's previous
+ * ring id, aru, highest seq and safe seq; its second takes every member to RECOVERY.
+ * The new ring's token then runs: the members of each previous ring re-send, wrapped
+ * in new-ring packets, the previous ring's packets others of that ring may miss
+ * (above the lowest aru, up to the highest seq any of them has). When a rotation
+ * shows that nothing is left to send and everything has arrived, the leader installs
+ * the ring and flags the token so that each member installs it on its visit: the old
+ * ring's messages are delivered per §7.3 (in order up to the first hole or the first
+ * SAFE message not known to be held by the whole old ring; the transitional
+ * configuration; the rest, after a hole only from daemons of the transitional set),
+ * then the regular configuration. A failure during commit or recovery goes back to
+ * gather with the old ring's messages kept.
  *
  * Deviations from Spread / the Totem paper (deliberate):
  *  - Wire format is our own (packet.ts): big-endian, no endian marker, 36-byte data header.
- *  - Start-up is a placeholder for membership: every daemon sends HELLO; the leader
- *    (first configured member) forms the ring once it heard every configured member
- *    with our configuration hash. No partial rings, no merges, no EVS recovery yet.
- *    `enterGather` is where token loss and foreign rings will go (next issue).
- *    A daemon in gather joins only on the first rotation (token hop = its position),
- *    so a daemon restarting later stays out (the leader notes it) instead of
- *    joining with none of the old packets.
- *  - Token loss does not yet start membership: it is counted and logged, and
- *    recovery relies on token retransmission (below). Data sequence numbers are
- *    32-bit and compared wrap-safely instead of forcing a membership at 2^30.
+ *  - No SEG/REPRESENTED states: every daemon gathers for itself (Corosync style), and the
+ *    ring's leader and representative is the first daemon of the new ring in configuration
+ *    order. Alive, Rep and Seg timeouts are accepted in spread.conf and unused.
+ *  - Old-ring packets are recovered inside the new ring (Corosync's encapsulation), so the
+ *    new ring's own aru and retransmissions make recovery reliable. A recovery packet is a
+ *    data packet plus 40 bytes, so DatagramBytes may be at most 65 467 here.
+ *  - The leader installs the new ring once a rotation shows no recovery packet pending and
+ *    aru = seq twice in a row, instead of Spread's rotation counting; members install when
+ *    the token says so. Spread's cap of 500 recovery rotations is replaced by the token
+ *    loss timeout: recovery that stalls loses the token and starts again.
+ *  - A freshly started daemon gathers with only itself in its proc set and forms a ring of
+ *    one if nobody answers within GatherTimeout; others merge with it through JOINs. Its
+ *    first ring has no transitional configuration. Each incarnation of a daemon carries a
+ *    number (its start time in ms) in JOINs and on the commit token, so a restarted daemon
+ *    is told apart from a stale JOIN of its previous life.
+ *  - A gather lasts at least one JoinTimeout, so daemons starting together form one ring.
+ *  - Merges: the leader of a ring missing configured daemons probes them (a JOIN) every
+ *    LookupTimeout; a daemon in op that hears a JOIN, a data packet or a token from a
+ *    configured daemon outside its ring (of a ring id it does not remember) gathers.
+ *  - Data sequence numbers are 32-bit and compared wrap-safely instead of forcing a
+ *    membership at 2^30. A ring whose aru has not moved for FAIL_TO_RECEIVE_VISITS visits
+ *    while packets are missing gathers ("failed to receive"), so a packet nobody can
+ *    retransmit becomes an EVS hole instead of stalling the ring forever.
  *  - Token retransmission: the forwarder re-sends its last token every
  *    `tokenRetransmitMs` (default HurryTimeout / 5) until it sees a newer token or a TOKEN_ACK (Totem style;
  *    Spread only lets the leader re-send after HurryTimeout). Duplicates are
- *    recognised by the token's hop counter and answered with TOKEN_ACK.
+ *    recognised by the token's hop counter and answered with TOKEN_ACK. The commit
+ *    token is re-sent the same way; FormTimeout bounds how long a member waits for it.
  *  - Idle ring: the leader holds the token after QUIET_VISITS_BEFORE_HOLD quiet
  *    visits and acks its predecessor; the rotation before the hold carries an IDLE
- *    flag so the others drop their token-loss timers. A member with new messages
- *    sends HURRY to the leader (re-sent every HurryTimeout until a token arrives).
+ *    flag. While holding, it lets the token go round once every heartbeat period
+ *    (HurryTimeout, at most a third of TokenTimeout), so every member still sees a token
+ *    within TokenTimeout and a crash is noticed on an idle ring too. A member with new
+ *    messages sends HURRY to the leader (re-sent every HurryTimeout until a token arrives).
  *  - Retransmission requests only cover seqs at or below the seq of the token we
  *    last forwarded (a full rotation old), in both variants: on one host the token
  *    often overtakes the data sent just before it, and early requests only
@@ -42,24 +79,35 @@
  *  - Flow control: Spread's formula min(PW, W, max(0, W + PW − fc)) minus this
  *    visit's retransmissions; plus the receive-buffer bound.
  *  - A message is fragmented wherever a datagram fills up (not only when it is larger
- *    than a datagram), so 1000-byte messages pack ~1.4 per 1472-byte datagram.
+ *    than a datagram), so 1000-byte messages pack ~1.4 per 1472-byte datagram. A message
+ *    whose first fragments went out in a ring that then broke is sent again whole in the
+ *    next ring (its torn start is never delivered).
  *  - Event `seq` is the message's position in this ring's total order (1, 2, …),
  *    not the packet seq, since several messages share a packet.
+ *  - A ring of one orders locally on the next tick, without packets on the wire (and a
+ *    configuration of one daemon delivers inside submit()).
  */
 import { assert } from './assert.js';
+import { PacketBuffer, type MessageSink } from './buffer.js';
 import {
   ACCELERATED_WINDOW_DEFAULT,
   DATAGRAM_BYTES_DEFAULT,
   DATAGRAM_BYTES_MAX,
   DATAGRAM_BYTES_MIN,
   DIAGNOSTIC_LOG_ENTRIES_MAX,
-  HELLO_INTERVAL_MS_DEFAULT,
+  FAIL_TO_RECEIVE_VISITS,
+  FORM_TIMEOUT_MS_DEFAULT,
+  GATHER_TIMEOUT_MS_DEFAULT,
   HURRY_TIMEOUT_MS_DEFAULT,
+  JOIN_TIMEOUT_MS_DEFAULT,
+  LOOKUP_TIMEOUT_MS_DEFAULT,
   MEMBERS_MAX,
   MESSAGE_BYTES_MAX,
   PACKET_SLOTS,
   PERSONAL_WINDOW_DEFAULT,
   QUIET_VISITS_BEFORE_HOLD,
+  RECOVERY_QUIET_VISITS,
+  RING_HISTORY_MAX,
   RTR_ITEMS_MAX,
   SEND_QUEUE_BYTES_DEFAULT,
   SEND_QUEUE_MESSAGES_DEFAULT,
@@ -69,23 +117,32 @@ import {
   WINDOW_MAX,
 } from './limits.js';
 import {
+  type CommitFields,
+  type CommitPacket,
+  DataFlag,
   type DataPacket,
   DataPacketWriter,
+  DATA_HEADER_BYTES,
   decodePacket,
-  encodeHello,
+  encodeCommit,
   encodeHurry,
+  encodeJoin,
   encodeToken,
   encodeTokenAck,
+  FRAGMENT_HEADER_BYTES,
   FragmentFlag,
+  JoinFlag,
+  type JoinPacket,
   type Packet,
   type PacketHeader,
   PacketType,
+  RECOVERED_OVERHEAD_BYTES,
   retransmissionOf,
   type TokenFields,
   TokenFlag,
   type TokenPacket,
 } from './packet.js';
-import { seqAdd, seqDiff, seqGt, seqLt, seqLte, seqMin } from './seq.js';
+import { seqAdd, seqDiff, seqGt, seqLt, seqLte, seqMax, seqMin } from './seq.js';
 import type {
   MembershipId,
   OutboundPacket,
@@ -99,7 +156,7 @@ import type {
 
 export interface TotemOptions {
   myVid: number;
-  /** Member VIDs in configuration order (token order; the first is the leader). */
+  /** Configured daemon VIDs in configuration order (ring order; the first of a ring leads it). */
   members: number[];
   configHash: number;
   /** Creation time (ms); deadlines start from here. */
@@ -110,30 +167,87 @@ export interface TotemOptions {
   acceleratedWindow?: number;
   /** No token for this long counts as token loss (§8.5 TokenTimeout). */
   tokenTimeoutMs?: number;
-  /** HURRY re-send period (§8.5 HurryTimeout). */
+  /** HURRY re-send period and idle heartbeat period (§8.5 HurryTimeout). */
   hurryTimeoutMs?: number;
   /** Token re-send period until the successor shows it has the token. Default hurry/5. */
   tokenRetransmitMs?: number;
-  /** Start-up HELLO period. */
-  helloIntervalMs?: number;
+  /** JOIN period in gather, and the least duration of a gather (§8.5 JoinTimeout). */
+  joinTimeoutMs?: number;
+  /** Consensus timeout of a gather (§8.5 GatherTimeout). */
+  gatherTimeoutMs?: number;
+  /** Commit token loss timeout (§8.5 FormTimeout). */
+  formTimeoutMs?: number;
+  /** Probe period of an incomplete ring's leader (§8.5 LookupTimeout). */
+  lookupTimeoutMs?: number;
   datagramBytes?: number;
   sendQueueMessagesMax?: number;
   sendQueueBytesMax?: number;
-  /** First packet gets initialSeq + 1 (tests start near 2^32 to exercise wrap-around). Same on all members. */
+  /** First packet of each ring gets initialSeq + 1 (tests start near 2^32 to exercise wrap-around). */
   initialSeq?: number;
+  /** Tells this life of the daemon from earlier ones (default: nowMs at creation, as u32). */
+  incarnation?: number;
+  /** Deliver events carry `packetSeq` (simulator checks). */
+  traceDeliveries?: boolean;
 }
 
-type Phase = 'gather' | 'op';
+type MembershipState = 'op' | 'gather' | 'commit' | 'recovery';
 
+/** Why a daemon left normal operation (or re-started a gather). Logged and counted. */
+export type GatherReason = 'start' | 'token loss' | 'foreign message' | 'join' | 'restart' | 'failed to receive' | 'form timeout';
+
+const GATHER_COUNTERS: Record<GatherReason, CounterName> = {
+  start: 'gatherStart',
+  'token loss': 'gatherTokenLoss',
+  'foreign message': 'gatherForeignMessage',
+  join: 'gatherJoin',
+  restart: 'gatherRestart',
+  'failed to receive': 'gatherFailedToReceive',
+  'form timeout': 'gatherFormTimeout',
+};
+
+const STATE_NAMES: Record<MembershipState, RingState> = { op: 'op', gather: 'gather', commit: 'form', recovery: 'evs' };
+
+/** Ring id of a daemon that has not installed a ring yet. */
+const NO_RING: MembershipId = Object.freeze({ procId: 0, time: 0 });
 /** Fragments shorter than this are not split off the head of a message; the next packet takes it whole. */
 const SPLIT_BYTES_MIN = 64;
 /** Consumed send-queue entries tolerated at the head before the arrays are compacted. */
 const QUEUE_COMPACT_AFTER = 1024;
 const NONE = 0;
 
-interface Partial {
-  chunks: Uint8Array[];
-  bytes: number;
+/** One ring as this daemon sees it. */
+interface RingView {
+  membId: MembershipId;
+  /** Configuration order; members[0] leads. */
+  members: number[];
+  memberSet: ReadonlySet<number>;
+  successor: number;
+  predecessor: number;
+  leaderVid: number;
+  /** Each member's incarnation when the ring formed (restart detection). */
+  incarnations: ReadonlyMap<number, number>;
+  /** Each member's previous ring, parallel to members. */
+  previous: MembershipId[];
+}
+
+/** What EVS recovery does for this daemon's previous ring (§7.3). */
+interface RecoveryPlan {
+  /** The previous ring (null: none, this is the daemon's first ring). */
+  oldRing: MembershipId | null;
+  /** Transitional configuration: members of the new ring that come from oldRing. */
+  trans: number[];
+  transSet: ReadonlySet<number>;
+  /** Highest seq any of them has: old messages beyond it do not exist for us. */
+  maxHighest: number;
+  /** SAFE packets up to here are held by every member of the old ring. */
+  safeBound: number;
+}
+
+interface Forming {
+  id: MembershipId;
+  members: number[];
+  /** Highest commit-token hop seen or sent (duplicates are acked). */
+  lastHop: number;
 }
 
 type CounterName =
@@ -141,7 +255,7 @@ type CounterName =
   | 'foreignHash'
   | 'unknownSender'
   | 'foreignRing'
-  | 'notOperational'
+  | 'staleRing'
   | 'duplicateData'
   | 'outOfWindow'
   | 'duplicateToken'
@@ -149,19 +263,65 @@ type CounterName =
   | 'tokenAcks'
   | 'tokenLoss'
   | 'tokenHolds'
+  | 'heartbeats'
   | 'hurrySent'
   | 'hurryReceived'
-  | 'badFragments';
+  | 'badFragments'
+  | 'joinsSent'
+  | 'joinsReceived'
+  | 'staleJoins'
+  | 'probesSent'
+  | 'consensusTimeouts'
+  | 'failedDaemons'
+  | 'commitTokens'
+  | 'commitMismatch'
+  | 'lateOldPackets'
+  | 'recoveryPacketsSent'
+  | 'recoveredPackets'
+  | 'installs'
+  | 'gatherStart'
+  | 'gatherTokenLoss'
+  | 'gatherForeignMessage'
+  | 'gatherJoin'
+  | 'gatherRestart'
+  | 'gatherFailedToReceive'
+  | 'gatherFormTimeout'
+  | 'commitEnters'
+  | 'recoveryEnters';
+
+const COUNTER_NAMES: readonly CounterName[] = [
+  'malformed', 'foreignHash', 'unknownSender', 'foreignRing', 'staleRing', 'duplicateData', 'outOfWindow',
+  'duplicateToken', 'tokenRetransmits', 'tokenAcks', 'tokenLoss', 'tokenHolds', 'heartbeats', 'hurrySent',
+  'hurryReceived', 'badFragments', 'joinsSent', 'joinsReceived', 'staleJoins', 'probesSent', 'consensusTimeouts',
+  'failedDaemons', 'commitTokens', 'commitMismatch', 'lateOldPackets', 'recoveryPacketsSent', 'recoveredPackets',
+  'installs', 'gatherStart', 'gatherTokenLoss', 'gatherForeignMessage', 'gatherJoin', 'gatherRestart',
+  'gatherFailedToReceive', 'gatherFormTimeout', 'commitEnters', 'recoveryEnters',
+];
+
+export function ringKey(id: MembershipId): string {
+  return `${id.procId}/${id.time}`;
+}
+
+function sameRing(a: MembershipId, b: MembershipId): boolean {
+  return a.procId === b.procId && a.time === b.time;
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 export class TotemRing implements Ring {
   readonly myVid: number;
-  readonly members: readonly number[];
-  private readonly memberSet: ReadonlySet<number>;
-  readonly leaderVid: number;
+  /** Configured daemons, configuration order. */
+  readonly configured: readonly number[];
+  private readonly configIndex: ReadonlyMap<number, number>;
   private readonly configHash: number;
-  private readonly successor: number;
-  private readonly myIndex: number;
+  private readonly incarnation: number;
   private readonly solo: boolean;
+  private readonly startSeq: number;
+  private readonly traceDeliveries: boolean;
 
   private readonly window: number;
   private readonly personalWindow: number;
@@ -169,74 +329,90 @@ export class TotemRing implements Ring {
   private readonly acceleratedWindow: number;
   private readonly tokenTimeoutMs: number;
   private readonly hurryTimeoutMs: number;
+  private readonly heartbeatMs: number;
   private readonly tokenRetransmitMs: number;
-  private readonly helloIntervalMs: number;
+  private readonly joinTimeoutMs: number;
+  private readonly gatherTimeoutMs: number;
+  private readonly formTimeoutMs: number;
+  private readonly lookupTimeoutMs: number;
   private readonly sendQueueMessagesMax: number;
   private readonly sendQueueBytesMax: number;
   private readonly writer: DataPacketWriter;
 
-  private phase: Phase;
-  private membId: MembershipId = { procId: 0, time: 0 };
+  // ------------------------------------------------------------ membership state
+  private state: MembershipState = 'gather';
+  /** op, recovery: the ring the token runs on (in recovery: the ring being installed). */
+  private cur: RingView | null = null;
+  /** The receive buffer of `cur` (a spare one while there is no `cur`). */
+  private buf: PacketBuffer;
+  /** gather, commit, recovery: the ring installed last and its buffer (null: none yet). */
+  private old: { view: RingView; buf: PacketBuffer } | null = null;
+  /** commit, recovery: the old buffer takes no more packets of the old ring (its state is on the commit token). */
+  private frozen = false;
   private header: PacketHeader;
+
+  // gather
+  private readonly procSet = new Set<number>();
+  private readonly failSet = new Set<number>();
+  /** Daemons whose last JOIN had exactly our sets, with the attempt and incarnation it carried. */
+  private consensus = new Map<number, { attempt: number; incarnation: number }>();
+  /** Gathers entered so far (carried in JOINs: a higher one means the sender gathered again). */
+  private attempt = 0;
+  private gatherStartMs = 0;
+  private joinAtMs: number | null = null;
+  private consensusAtMs: number | null = null;
+  /** The ring each daemon last reported in a JOIN (new ring ids must exceed them all). */
+  private readonly joinRing = new Map<number, MembershipId>();
+  private lastFormedTime = 0;
+
+  // commit
+  private forming: Forming | null = null;
+  private formAtMs: number | null = null;
+
+  // recovery
+  private plan: RecoveryPlan | null = null;
+  private recoveryQueue: number[] = [];
+  private recoveryHead = 0;
+  private recoveryQuietVisits = 0;
+
+  // op
+  private lookupAtMs: number | null = null;
+  /** Ring ids installed or formed here, oldest first: their packets are stale. */
+  private readonly history: string[] = [];
+  /** What I held of rings I left (simulator SAFE checks), by ring key; bounded with history. */
+  private readonly historyHeld = new Map<string, { aru: number; above: ReadonlySet<number> }>();
+  private stalledVisits = 0;
+  private stalledAru = 0;
+
   private readonly heard = new Set<number>();
   private readonly refused = new Map<number, string>();
   private readonly unknownLogged = new Set<number>();
-  private readonly restartNoted = new Set<number>();
   private readonly log: { atMs: number; text: string }[] = [];
-  private readonly counters: Record<CounterName, number> = {
-    malformed: 0,
-    foreignHash: 0,
-    unknownSender: 0,
-    foreignRing: 0,
-    notOperational: 0,
-    duplicateData: 0,
-    outOfWindow: 0,
-    duplicateToken: 0,
-    tokenRetransmits: 0,
-    tokenAcks: 0,
-    tokenLoss: 0,
-    tokenHolds: 0,
-    hurrySent: 0,
-    hurryReceived: 0,
-    badFragments: 0,
-  };
-
-  // Sequence state. Invariant: discardSeq ≤ deliveredSeq ≤ myAru ≤ highestSeq < discardSeq + PACKET_SLOTS.
-  private highestSeq: number;
-  private myAru: number;
-  private deliveredSeq: number;
-  private discardSeq: number;
-  /** Every member holds every seq ≤ safeSeq: min of the aru on my last two token visits. */
-  private safeSeq: number;
-  private prevTokenAru: number;
-  private readonly slots: (DataPacket | undefined)[] = new Array(PACKET_SLOTS);
-  /** 1 where the packet in the slot completes a SAFE message. */
-  private readonly slotSafe = new Uint8Array(PACKET_SLOTS);
-  private messageOrdinal = 0;
-  private readonly partials = new Map<number, Partial>();
+  private readonly counters = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Record<CounterName, number>;
 
   // Send queue: parallel arrays with a head index (no shift()).
   private queuePayload: Uint8Array[] = [];
   private queueSafe: boolean[] = [];
   private queueHead = 0;
   private queueBytes = 0;
-  /** Bytes of the head message already placed in packets. */
+  /** Bytes of the head message already placed in packets of the current ring. */
   private headOffset = 0;
 
-  // Token state.
+  // Token state (of `cur`, or of the commit token being passed).
   private haveHop = false;
   private lastHop = 0;
   private myLastContribution = 0;
-  /** seq on the token I last forwarded (accelerated ring: only ask for seqs up to here). */
+  /** seq on the token I last forwarded (only ask for seqs up to here). */
   private lastForwardedSeq: number;
   private lastTokenBytes: Uint8Array | null = null;
   private lastTokenHop = 0;
+  private retransmitTo = 0;
   private retransmitAtMs: number | null = null;
   private tokenLossAtMs: number | null = null;
-  private helloAtMs: number | null = null;
   private hurryAtMs: number | null = null;
-  /** Leader only: token kept while the ring is idle. */
+  /** Leader only: token kept while the ring is idle, released for work or every heartbeat. */
   private heldToken: TokenFields | null = null;
+  private holdUntilMs: number | null = null;
   private quietVisits = 0;
   private hurryPending = false;
   /** Non-leader: the last token said the leader may hold it. */
@@ -255,21 +431,30 @@ export class TotemRing implements Ring {
   private tokenRounds = 0;
   private membershipChanges = 0;
 
+  private readonly emit: MessageSink = (ordinal, origin, safe, payload, packetSeq) => {
+    this.events.push(
+      this.traceDeliveries
+        ? { kind: 'deliver', seq: ordinal, origin, safe, payload, packetSeq }
+        : { kind: 'deliver', seq: ordinal, origin, safe, payload },
+    );
+  };
+  private readonly badFragment = (): void => {
+    this.counters.badFragments++;
+  };
+
   constructor(options: TotemOptions) {
     const members = options.members;
     assert(members.length >= 1 && members.length <= MEMBERS_MAX, `member count ${members.length}`);
     assert(new Set(members).size === members.length, 'member VIDs must be distinct');
     assert(members.every((v) => Number.isInteger(v) && v > 0 && v <= 0xffffffff), 'member VIDs are non-zero u32');
-    const myIndex = members.indexOf(options.myVid);
-    assert(myIndex >= 0, `my VID ${options.myVid} is not a member`);
+    assert(members.includes(options.myVid), `my VID ${options.myVid} is not a member`);
     this.myVid = options.myVid;
-    this.members = [...members];
-    this.memberSet = new Set(members);
-    this.leaderVid = members[0];
-    this.myIndex = myIndex;
-    this.successor = members[(myIndex + 1) % members.length];
+    this.configured = [...members];
+    this.configIndex = new Map(members.map((v, i) => [v, i]));
     this.configHash = options.configHash >>> 0;
     this.solo = members.length === 1;
+    this.incarnation = (options.incarnation ?? Math.floor(options.nowMs)) >>> 0;
+    this.traceDeliveries = options.traceDeliveries ?? false;
 
     this.window = options.window ?? WINDOW_DEFAULT;
     this.personalWindow = options.personalWindow ?? PERSONAL_WINDOW_DEFAULT;
@@ -277,36 +462,47 @@ export class TotemRing implements Ring {
     this.acceleratedWindow = this.acceleratedRing ? (options.acceleratedWindow ?? ACCELERATED_WINDOW_DEFAULT) : 0;
     this.tokenTimeoutMs = options.tokenTimeoutMs ?? TOKEN_TIMEOUT_MS_DEFAULT;
     this.hurryTimeoutMs = options.hurryTimeoutMs ?? HURRY_TIMEOUT_MS_DEFAULT;
+    // The idle heartbeat must come round well within the token timeout, whatever the configuration says.
+    this.heartbeatMs = Math.max(1, Math.min(this.hurryTimeoutMs, Math.floor(this.tokenTimeoutMs / 3)));
     this.tokenRetransmitMs = options.tokenRetransmitMs ?? Math.max(1, Math.floor(this.hurryTimeoutMs / 5));
-    this.helloIntervalMs = options.helloIntervalMs ?? HELLO_INTERVAL_MS_DEFAULT;
+    this.joinTimeoutMs = options.joinTimeoutMs ?? JOIN_TIMEOUT_MS_DEFAULT;
+    this.gatherTimeoutMs = options.gatherTimeoutMs ?? GATHER_TIMEOUT_MS_DEFAULT;
+    this.formTimeoutMs = options.formTimeoutMs ?? FORM_TIMEOUT_MS_DEFAULT;
+    this.lookupTimeoutMs = options.lookupTimeoutMs ?? LOOKUP_TIMEOUT_MS_DEFAULT;
     const datagramBytes = options.datagramBytes ?? DATAGRAM_BYTES_DEFAULT;
     this.sendQueueMessagesMax = options.sendQueueMessagesMax ?? SEND_QUEUE_MESSAGES_DEFAULT;
     this.sendQueueBytesMax = options.sendQueueBytesMax ?? SEND_QUEUE_BYTES_DEFAULT;
     assert(this.window > 0 && this.window <= WINDOW_MAX, `window ${this.window}`);
     assert(this.personalWindow > 0 && this.personalWindow <= this.window, `personal window ${this.personalWindow}`);
     assert(this.acceleratedWindow >= 0 && this.acceleratedWindow <= this.personalWindow, `accelerated window ${this.acceleratedWindow}`);
-    assert(datagramBytes >= DATAGRAM_BYTES_MIN && datagramBytes <= DATAGRAM_BYTES_MAX, `datagram bytes ${datagramBytes}`);
-    assert(this.tokenRetransmitMs > 0 && this.hurryTimeoutMs > 0 && this.tokenTimeoutMs > 0 && this.helloIntervalMs > 0, 'timeouts > 0');
+    assert(
+      datagramBytes >= DATAGRAM_BYTES_MIN && datagramBytes <= DATAGRAM_BYTES_MAX - RECOVERED_OVERHEAD_BYTES,
+      `datagram bytes ${datagramBytes} (a recovery packet adds ${RECOVERED_OVERHEAD_BYTES})`,
+    );
+    assert(
+      this.tokenRetransmitMs > 0 && this.hurryTimeoutMs > 0 && this.tokenTimeoutMs > 0 && this.joinTimeoutMs > 0 &&
+        this.gatherTimeoutMs > 0 && this.formTimeoutMs > 0 && this.lookupTimeoutMs > 0,
+      'timeouts > 0',
+    );
     assert(this.sendQueueMessagesMax > 0 && this.sendQueueBytesMax > 0, 'send queue bounds > 0');
     this.writer = new DataPacketWriter(datagramBytes);
 
-    const start = (options.initialSeq ?? 0) >>> 0;
-    this.highestSeq = start;
-    this.myAru = start;
-    this.deliveredSeq = start;
-    this.discardSeq = start;
-    this.safeSeq = start;
-    this.prevTokenAru = start;
-    this.lastForwardedSeq = start;
+    this.startSeq = (options.initialSeq ?? 0) >>> 0;
+    this.buf = new PacketBuffer(this.startSeq, this.badFragment);
+    this.lastForwardedSeq = this.startSeq;
     this.lastNowMs = options.nowMs;
-    this.header = { sender: this.myVid, membId: this.membId, configHash: this.configHash };
+    this.header = { sender: this.myVid, membId: NO_RING, configHash: this.configHash };
 
-    this.phase = 'gather';
     if (this.solo) {
-      // A ring of one orders at once, without packets or timers (SoloRing's fast path).
-      this.installRing(options.nowMs);
+      // A configuration of one orders at once, without packets or timers (SoloRing's fast path).
+      const id = { procId: this.myVid, time: Math.floor(options.nowMs / 1000) >>> 0 };
+      this.cur = this.makeView(id, [this.myVid], new Map([[this.myVid, this.incarnation]]), [NO_RING]);
+      this.state = 'op';
+      this.header = { ...this.header, membId: id };
+      this.membershipChanges++;
+      this.events.push({ kind: 'regular', membId: { ...id }, members: [this.myVid], previous: [{ ...NO_RING }] });
     } else {
-      this.helloAtMs = options.nowMs;
+      this.enterGather('start', options.nowMs);
     }
   }
 
@@ -315,10 +511,11 @@ export class TotemRing implements Ring {
   submit(payload: Uint8Array, safe: boolean): boolean {
     if (payload.length > MESSAGE_BYTES_MAX) throw new RangeError(`message of ${payload.length} bytes > ${MESSAGE_BYTES_MAX}`);
     if (this.solo) {
-      this.highestSeq = seqAdd(this.highestSeq, 1);
-      this.myAru = this.deliveredSeq = this.discardSeq = this.safeSeq = this.highestSeq;
+      const b = this.buf;
+      b.highestSeq = seqAdd(b.highestSeq, 1);
+      b.myAru = b.deliveredSeq = b.discardSeq = b.safeSeq = b.highestSeq;
       this.packetsSent++;
-      this.emitDelivery(this.myVid, safe, payload);
+      this.emit(++b.messageOrdinal, this.myVid, safe, payload, b.highestSeq);
       return true;
     }
     const queued = this.queuePayload.length - this.queueHead;
@@ -328,7 +525,7 @@ export class TotemRing implements Ring {
     this.queueSafe.push(safe);
     this.queueBytes += payload.length;
     // The token may be parked: ask for it on the next tick (batches submits of one event-loop turn).
-    if (this.phase === 'op' && queued === 0) {
+    if (this.state === 'op' && queued === 0) {
       if (this.heldToken !== null) this.hurryPending = true;
       else if (this.believeIdle && this.hurryAtMs === null) this.hurryAtMs = this.lastNowMs;
     }
@@ -347,39 +544,76 @@ export class TotemRing implements Ring {
     if (!this.acceptSender(packet, nowMs)) return;
     this.packetsReceived++;
     switch (packet.type) {
-      case PacketType.DATA:
-        this.onData(packet);
-        break;
-      case PacketType.TOKEN:
-        this.onToken(packet, nowMs);
-        break;
+      case PacketType.JOIN:
+        this.onJoin(packet, nowMs);
+        return;
+      case PacketType.COMMIT:
+        this.onCommit(packet, nowMs);
+        return;
       case PacketType.HELLO:
-        this.onHello(packet.sender, nowMs);
-        break;
-      case PacketType.HURRY:
-        this.onHurry(nowMs);
-        break;
-      case PacketType.TOKEN_ACK:
-        if (this.lastTokenBytes !== null && packet.sender === this.successor && seqLte(this.lastTokenHop, packet.hop)) {
-          this.retransmitAtMs = null;
-        }
-        break;
+        return; // the start-up probe of earlier versions: JOIN does its work now
     }
+    const cur = this.cur;
+    if (cur !== null && sameRing(packet.membId, cur.membId)) {
+      if (!cur.memberSet.has(packet.sender)) {
+        this.count('unknownSender');
+        return;
+      }
+      switch (packet.type) {
+        case PacketType.DATA:
+          this.onData(packet);
+          return;
+        case PacketType.TOKEN:
+          this.onToken(packet, nowMs);
+          return;
+        case PacketType.HURRY:
+          this.onHurry(nowMs);
+          return;
+        case PacketType.TOKEN_ACK:
+          this.onTokenAck(packet.sender, packet.hop);
+          return;
+      }
+    }
+    const forming = this.forming;
+    if (packet.type === PacketType.TOKEN_ACK && forming !== null && sameRing(packet.membId, forming.id)) {
+      this.onTokenAck(packet.sender, packet.hop);
+      return;
+    }
+    const old = this.old;
+    if (old !== null && sameRing(packet.membId, old.view.membId)) {
+      if (packet.type === PacketType.DATA && !this.frozen) this.onOldData(packet);
+      else this.count('lateOldPackets');
+      return;
+    }
+    this.onForeign(packet, nowMs);
   }
 
   tick(nowMs: number): void {
     this.lastNowMs = nowMs;
     if (this.solo) return;
-    if (this.helloAtMs !== null && nowMs >= this.helloAtMs) {
-      this.send('all', encodeHello(this.header));
-      this.helloAtMs = nowMs + this.helloIntervalMs;
+    if (this.state === 'gather') {
+      if (this.consensusAtMs !== null && nowMs >= this.consensusAtMs) this.consensusTimeout(nowMs);
+      if (this.state === 'gather' && this.joinAtMs !== null && nowMs >= this.joinAtMs) {
+        this.sendJoin();
+        this.joinAtMs = nowMs + this.joinTimeoutMs;
+        this.checkConsensus(nowMs);
+      }
     }
-    if (this.heldToken !== null && (this.hurryPending || this.hasQueued())) {
-      this.releaseToken(nowMs);
+    if (this.state === 'commit' && this.formAtMs !== null && nowMs >= this.formAtMs) {
+      this.enterGather('form timeout', nowMs);
+    }
+    if (this.state === 'op' && this.cur!.members.length === 1 && this.hasQueued()) this.orderAlone();
+    if (this.heldToken !== null) {
+      if (this.hurryPending || this.hasQueued()) {
+        this.releaseToken(nowMs, false);
+      } else if (this.holdUntilMs !== null && nowMs >= this.holdUntilMs) {
+        this.count('heartbeats');
+        this.releaseToken(nowMs, true);
+      }
     }
     if (this.hurryAtMs !== null && nowMs >= this.hurryAtMs) {
-      if (this.believeIdle && this.hasQueued()) {
-        this.send(this.leaderVid, encodeHurry(this.header, this.lastHop));
+      if (this.state === 'op' && this.believeIdle && this.hasQueued()) {
+        this.send(this.cur!.leaderVid, encodeHurry(this.header, this.lastHop));
         this.count('hurrySent');
         this.tokenHurry++;
         this.hurryAtMs = nowMs + this.hurryTimeoutMs;
@@ -389,12 +623,17 @@ export class TotemRing implements Ring {
     }
     if (this.retransmitAtMs !== null && nowMs >= this.retransmitAtMs) {
       assert(this.lastTokenBytes !== null, 'a token retransmission needs a token');
-      this.send(this.successor, this.lastTokenBytes);
+      this.send(this.retransmitTo, this.lastTokenBytes);
       this.count('tokenRetransmits');
       this.retransmitAtMs = nowMs + this.tokenRetransmitMs;
     }
     if (this.tokenLossAtMs !== null && nowMs >= this.tokenLossAtMs) {
+      this.count('tokenLoss');
       this.enterGather('token loss', nowMs);
+    }
+    if (this.state === 'op' && this.lookupAtMs !== null && nowMs >= this.lookupAtMs) {
+      this.probe();
+      this.lookupAtMs = nowMs + this.lookupTimeoutMs;
     }
   }
 
@@ -407,10 +646,15 @@ export class TotemRing implements Ring {
 
   nextDeadlineMs(): number | null {
     // Called after every datagram by the adapter: no allocation here.
-    let next = earliest(this.helloAtMs, this.hurryAtMs);
+    let next = earliest(this.joinAtMs, this.consensusAtMs);
+    next = earliest(next, this.formAtMs);
+    next = earliest(next, this.hurryAtMs);
     next = earliest(next, this.retransmitAtMs);
     next = earliest(next, this.tokenLossAtMs);
+    next = earliest(next, this.lookupAtMs);
+    next = earliest(next, this.holdUntilMs);
     if (this.heldToken !== null && (this.hurryPending || this.hasQueued())) next = earliest(next, this.lastNowMs);
+    if (this.state === 'op' && !this.solo && this.cur!.members.length === 1 && this.hasQueued()) next = earliest(next, this.lastNowMs);
     return next;
   }
 
@@ -419,16 +663,17 @@ export class TotemRing implements Ring {
   }
 
   status(): RingStatus {
-    const state: RingState = this.phase === 'op' ? 'op' : 'gather';
+    const view = this.cur ?? this.old?.view ?? null;
+    const b = this.cur !== null ? this.buf : (this.old?.buf ?? this.buf);
     return {
-      state,
+      state: STATE_NAMES[this.state],
       myVid: this.myVid,
-      leaderVid: this.leaderVid,
-      membId: { ...this.membId },
-      members: [...this.members],
-      aru: this.safeSeq,
-      myAru: this.myAru,
-      highestSeq: this.highestSeq,
+      leaderVid: view?.leaderVid ?? this.myVid,
+      membId: { ...(view?.membId ?? NO_RING) },
+      members: view === null ? [this.myVid] : [...view.members],
+      aru: b.safeSeq,
+      myAru: b.myAru,
+      highestSeq: b.highestSeq,
       packetsSent: this.packetsSent,
       packetsReceived: this.packetsReceived,
       packetsDelivered: this.packetsDelivered,
@@ -452,48 +697,49 @@ export class TotemRing implements Ring {
     };
   }
 
-  /** Whether this daemon has ever held packet `seq` (simulator's SAFE check). */
+  /** Membership details for tests and status tools. */
+  membership(): {
+    state: MembershipState;
+    procSet: number[];
+    failSet: number[];
+    oldRing: MembershipId | null;
+    incarnation: number;
+    /** Highest ring id time this daemon created: a restart must come in a later second (ring ids stay unique). */
+    lastFormedTime: number;
+  } {
+    return {
+      lastFormedTime: this.lastFormedTime,
+      state: this.state,
+      procSet: this.inConfigOrder(this.procSet),
+      failSet: this.inConfigOrder(this.failSet),
+      oldRing: this.old === null ? null : { ...this.old.view.membId },
+      incarnation: this.incarnation,
+    };
+  }
+
+  /** Whether this daemon holds (or held: it is at or below its aru) packet `seq` of the current ring. */
   holdsSeq(seq: number): boolean {
-    if (seqLte(seq, this.myAru)) return true;
-    if (seqGt(seq, this.highestSeq)) return false;
-    return this.slots[seq & (PACKET_SLOTS - 1)]?.seq === seq;
+    return this.buf.holds(seq);
   }
 
-  // ---------------------------------------------------------------- membership hooks
-
-  /** Leader: every configured member answered; create the ring (placeholder for FORM, §11.4). */
-  private installRing(nowMs: number, membId?: MembershipId): void {
-    assert(this.phase === 'gather', 'install from gather only');
-    this.phase = 'op';
-    this.membId = membId ?? { procId: this.leaderVid, time: Math.floor(nowMs / 1000) >>> 0 };
-    this.header = { sender: this.myVid, membId: this.membId, configHash: this.configHash };
-    this.helloAtMs = null;
-    this.membershipChanges++;
-    this.note(nowMs, `ring ${this.membId.procId}/${this.membId.time} installed with ${this.members.length} members`);
-    this.events.push({ kind: 'regular', membId: { ...this.membId }, members: [...this.members] });
+  /** Whether this daemon holds or held packet `seq` of ring `ring` (simulator SAFE checks; recent rings only). */
+  holds(ring: MembershipId, seq: number): boolean {
+    if (this.cur !== null && sameRing(this.cur.membId, ring)) return this.buf.holds(seq);
+    if (this.old !== null && sameRing(this.old.view.membId, ring)) return this.old.buf.holds(seq);
+    const held = this.historyHeld.get(ringKey(ring));
+    return held !== undefined && (seqLte(seq, held.aru) || held.above.has(seq));
   }
 
-  /**
-   * Where token loss (and, later, foreign rings and join messages) leave normal
-   * operation. Membership proper is the next issue: for now the reason is
-   * counted and logged and the ring keeps relying on token retransmission.
-   */
-  private enterGather(reason: 'token loss', nowMs: number): void {
-    this.count('tokenLoss');
-    this.note(nowMs, `${reason}: no token for ${this.tokenTimeoutMs} ms (membership not implemented; waiting)`);
-    this.tokenLossAtMs = nowMs + this.tokenTimeoutMs;
-  }
+  // ---------------------------------------------------------------- source checks
 
-  // ---------------------------------------------------------------- receive paths
-
-  /** Source checks common to every packet: known member, our configuration, our ring. */
+  /** Checks common to every packet: another configured daemon, with our configuration hash. */
   private acceptSender(packet: Packet, nowMs: number): boolean {
     const sender = packet.sender;
-    if (sender === this.myVid || !this.memberSet.has(sender)) {
+    if (sender === this.myVid || !this.configIndex.has(sender)) {
       this.count('unknownSender');
       if (!this.unknownLogged.has(sender) && this.unknownLogged.size < MEMBERS_MAX) {
         this.unknownLogged.add(sender);
-        this.note(nowMs, `packet from VID ${sender}, which is not another member of our configuration`);
+        this.note(nowMs, `packet from VID ${sender}, which is not another daemon of our configuration`);
       }
       return false;
     }
@@ -506,59 +752,570 @@ export class TotemRing implements Ring {
       }
       return false;
     }
-    if (packet.type === PacketType.HELLO) return true;
-    if (this.phase === 'op') {
-      if (packet.membId.procId !== this.membId.procId || packet.membId.time !== this.membId.time) {
-        this.count('foreignRing');
-        return false;
-      }
-      return true;
-    }
-    // Gather: only the leader's token on its first rotation takes us into its ring (its hop
-    // counter equals our position). A daemon that restarts later must not join mid-stream,
-    // since the old packets are gone: that needs membership (next issue).
-    if (packet.type === PacketType.TOKEN && packet.membId.procId === this.leaderVid && packet.hop === this.myIndex) return true;
-    this.count('notOperational');
-    return false;
+    if (this.refused.delete(sender)) this.note(nowMs, `daemon ${sender} now runs our configuration`);
+    this.heard.add(sender);
+    return true;
   }
 
-  private onHello(sender: number, nowMs: number): void {
-    this.refused.delete(sender);
-    this.heard.add(sender);
-    if (this.phase === 'op') {
-      // After a full rotation every member has had the token, so a HELLO means that daemon restarted.
-      if (this.tokenRounds >= 2 && !this.restartNoted.has(sender)) {
-        this.restartNoted.add(sender);
-        this.note(nowMs, `daemon ${sender} is probing after the ring formed: it cannot join without membership`);
-      }
+  /** A data packet or token of a ring that is not ours. */
+  private onForeign(packet: Packet, nowMs: number): void {
+    const cur = this.cur;
+    // Our own earlier rings, or a member of our ring talking in an older one: delayed packets.
+    if (this.history.includes(ringKey(packet.membId)) || (cur !== null && cur.memberSet.has(packet.sender))) {
+      this.count('staleRing');
       return;
     }
-    if (this.myVid !== this.leaderVid) return;
-    if (this.heard.size < this.members.length - 1) return;
-    this.installRing(nowMs);
-    // The leader starts the first rotation as if the token had just come back to it.
-    const start = this.highestSeq;
-    this.tokenVisit({ hop: 0, seq: start, aru: start, aruSetter: NONE, flowControl: 0, round: 0, flags: 0, rtr: [] }, nowMs);
+    this.count('foreignRing');
+    // A live daemon outside our ring: merge (JOINs do the same in the other states).
+    if (this.state === 'op' && (packet.type === PacketType.DATA || packet.type === PacketType.TOKEN)) {
+      this.enterGather('foreign message', nowMs, packet.sender);
+    }
   }
 
+  // ---------------------------------------------------------------- gather
+
+  private enterGather(reason: GatherReason, nowMs: number, trigger?: number): void {
+    const from = this.state;
+    this.count(GATHER_COUNTERS[reason]);
+    if (from === 'op') {
+      const cur = this.cur;
+      assert(cur !== null, 'op has a ring');
+      // The ring we leave becomes the old ring: its undelivered messages wait for EVS.
+      this.old = { view: cur, buf: this.buf };
+      this.procSet.clear();
+      this.failSet.clear();
+      for (const vid of cur.members) this.procSet.add(vid);
+    } else if (from === 'recovery') {
+      assert(this.cur !== null, 'recovery has a ring');
+      this.rememberRing(this.cur.membId, this.buf);
+    }
+    this.note(nowMs, `gather (${reason}) from ${from}${trigger === undefined ? '' : `, daemon ${trigger}`}`);
+    this.state = 'gather';
+    this.cur = null;
+    this.buf = new PacketBuffer(this.startSeq, this.badFragment);
+    this.procSet.add(this.myVid);
+    if (trigger !== undefined && !this.failSet.has(trigger)) this.procSet.add(trigger);
+    this.frozen = false;
+    this.forming = null;
+    this.formAtMs = null;
+    this.plan = null;
+    this.recoveryQueue = [];
+    this.recoveryHead = 0;
+    this.resetTokenState();
+    this.lookupAtMs = null;
+    // Fragments of the head message that went out in the ring we leave are never completed there: start it again.
+    this.headOffset = 0;
+    this.header = { sender: this.myVid, membId: this.old?.view.membId ?? NO_RING, configHash: this.configHash };
+    this.attempt = (this.attempt + 1) >>> 0;
+    this.consensus = new Map([[this.myVid, { attempt: this.attempt, incarnation: this.incarnation }]]);
+    this.gatherStartMs = nowMs;
+    this.consensusAtMs = nowMs + this.gatherTimeoutMs;
+    this.joinAtMs = nowMs + this.joinTimeoutMs;
+    this.sendJoin();
+  }
+
+  private resetTokenState(): void {
+    this.haveHop = false;
+    this.lastHop = 0;
+    this.myLastContribution = 0;
+    this.lastForwardedSeq = this.startSeq;
+    this.lastTokenBytes = null;
+    this.retransmitAtMs = null;
+    this.tokenLossAtMs = null;
+    this.hurryAtMs = null;
+    this.heldToken = null;
+    this.holdUntilMs = null;
+    this.quietVisits = 0;
+    this.hurryPending = false;
+    this.believeIdle = false;
+    this.stalledVisits = 0;
+  }
+
+  private sendJoin(): void {
+    this.send(
+      'all',
+      encodeJoin(this.header, {
+        flags: 0,
+        incarnation: this.incarnation,
+        attempt: this.attempt,
+        proc: this.inConfigOrder(this.procSet),
+        fail: this.inConfigOrder(this.failSet),
+      }),
+    );
+    this.count('joinsSent');
+  }
+
+  /** Leader of an incomplete ring: tell the configured daemons outside it that we are here. */
+  private probe(): void {
+    const cur = this.cur;
+    assert(cur !== null && this.state === 'op', 'probe from op');
+    let bytes: Uint8Array | null = null;
+    for (const vid of this.configured) {
+      // Refused daemons too: so that they learn of us and say why they refuse us as well.
+      if (cur.memberSet.has(vid)) continue;
+      bytes ??= encodeJoin(this.header, { flags: JoinFlag.PROBE, incarnation: this.incarnation, attempt: this.attempt, proc: cur.members, fail: [] });
+      this.send(vid, bytes);
+      this.count('probesSent');
+    }
+  }
+
+  private onJoin(j: JoinPacket, nowMs: number): void {
+    this.count('joinsReceived');
+    const sender = j.sender;
+    if (!j.proc.every((v) => this.configIndex.has(v)) || !j.fail.every((v) => this.configIndex.has(v))) {
+      this.count('malformed');
+      return;
+    }
+    this.joinRing.set(sender, j.membId);
+    switch (this.state) {
+      case 'op': {
+        const cur = this.cur!;
+        if (!cur.memberSet.has(sender)) {
+          this.enterGather('join', nowMs, sender);
+        } else if (cur.incarnations.get(sender) !== j.incarnation) {
+          this.enterGather('restart', nowMs, sender);
+        } else if (sameRing(j.membId, cur.membId)) {
+          this.enterGather('join', nowMs, sender); // a member of our ring lost the token
+        } else {
+          this.count('staleJoins'); // sent before the sender installed our ring
+          return;
+        }
+        break;
+      }
+      case 'commit':
+      case 'recovery':
+        if (this.isStaleJoin(j)) {
+          this.count('staleJoins');
+          return;
+        }
+        this.enterGather('join', nowMs, sender);
+        break;
+      case 'gather':
+        break;
+    }
+    this.gatherJoin(j, nowMs);
+  }
+
+  /** In commit or recovery: a JOIN that changes nothing (sent before the sender agreed). */
+  private isStaleJoin(j: JoinPacket): boolean {
+    // We gave up on this daemon in this membership; it merges after we install.
+    if (this.failSet.has(j.sender)) return true;
+    const forming = this.forming;
+    assert(forming !== null, 'commit and recovery have a forming ring');
+    if (!forming.members.includes(j.sender)) return false;
+    if (!sameList(j.proc, this.inConfigOrder(this.procSet)) || !sameList(j.fail, this.inConfigOrder(this.failSet))) return false;
+    const agreed = this.consensus.get(j.sender);
+    return agreed === undefined || (agreed.incarnation === j.incarnation && seqLte(j.attempt, agreed.attempt));
+  }
+
+  /** Totem's join rule: merge the sender's sets into ours; equal sets count as its agreement. */
+  private gatherJoin(j: JoinPacket, nowMs: number): void {
+    assert(this.state === 'gather', 'join merge in gather');
+    const sender = j.sender;
+    if (this.failSet.has(sender)) {
+      this.count('staleJoins');
+      return;
+    }
+    let changed = false;
+    if (j.fail.includes(this.myVid)) {
+      // It has given up on us: no ring can hold both of us in this membership.
+      this.failSet.add(sender);
+      this.procSet.add(sender);
+      changed = true;
+    } else {
+      for (const vid of j.proc) {
+        if (!this.procSet.has(vid)) (this.procSet.add(vid), (changed = true));
+      }
+      for (const vid of j.fail) {
+        if (!this.failSet.has(vid)) (this.failSet.add(vid), this.procSet.add(vid), (changed = true));
+      }
+      if (!this.procSet.has(sender)) (this.procSet.add(sender), (changed = true));
+    }
+    if (changed) {
+      this.consensus = new Map([[this.myVid, { attempt: this.attempt, incarnation: this.incarnation }]]);
+      this.consensusAtMs = nowMs + this.gatherTimeoutMs;
+      this.sendJoin();
+    }
+    if (!this.failSet.has(sender) && sameList(j.proc, this.inConfigOrder(this.procSet)) && sameList(j.fail, this.inConfigOrder(this.failSet))) {
+      this.consensus.set(sender, { attempt: j.attempt, incarnation: j.incarnation });
+    }
+    this.checkConsensus(nowMs);
+  }
+
+  /** proc − fail, configuration order: the ring we are trying to form. */
+  private candidates(): number[] {
+    return this.configured.filter((vid) => this.procSet.has(vid) && !this.failSet.has(vid));
+  }
+
+  private checkConsensus(nowMs: number): void {
+    if (this.state !== 'gather') return;
+    const members = this.candidates();
+    assert(members.includes(this.myVid), 'I am never in my own fail set');
+    for (const vid of members) if (!this.consensus.has(vid)) return;
+    // Let JOINs of daemons starting at the same moment arrive (the join tick checks again);
+    // alone, wait a whole GatherTimeout: daemons started together by hand or by a script
+    // should not each form a ring of one first.
+    if (nowMs < this.gatherStartMs + (members.length === 1 ? this.gatherTimeoutMs : this.joinTimeoutMs)) return;
+    if (members[0] !== this.myVid) return; // the representative sends the commit token
+    this.formRing(members, nowMs);
+  }
+
+  private consensusTimeout(nowMs: number): void {
+    this.count('consensusTimeouts');
+    const missing = this.candidates().filter((vid) => !this.consensus.has(vid));
+    for (const vid of missing) {
+      this.failSet.add(vid);
+      this.count('failedDaemons');
+    }
+    // Everyone agreed but no ring came: the representative may be gone; ask for fresh agreement.
+    this.note(nowMs, missing.length > 0 ? `consensus timeout: failing ${missing.join(', ')}` : 'consensus timeout: no commit token, gathering again');
+    this.consensus = new Map([[this.myVid, { attempt: this.attempt, incarnation: this.incarnation }]]);
+    this.consensusAtMs = nowMs + this.gatherTimeoutMs;
+    this.sendJoin();
+    this.checkConsensus(nowMs);
+  }
+
+  // ---------------------------------------------------------------- commit (form)
+
+  /** Representative: a new ring id above every ring any member was in, then the commit token. */
+  private formRing(members: number[], nowMs: number): void {
+    let time = Math.max(Math.floor(nowMs / 1000), this.lastFormedTime + 1);
+    if (this.old !== null) time = Math.max(time, this.old.view.membId.time + 1);
+    for (const vid of members) {
+      const ring = this.joinRing.get(vid);
+      if (ring !== undefined) time = Math.max(time, ring.time + 1);
+    }
+    assert(time <= 0xffffffff, 'ring id time fits u32');
+    const id = { procId: this.myVid, time };
+    this.lastFormedTime = time;
+    this.rememberRing(id);
+    if (members.length === 1) {
+      this.installAlone(id, nowMs);
+      return;
+    }
+    this.forming = { id, members, lastHop: 0 };
+    const entries = members.map((vid) => ({ vid, incarnation: 0, filled: false, oldRing: NO_RING, aru: 0, highest: 0, safe: 0 }));
+    this.enterCommit({ hop: 0, rotation: 1, entries }, nowMs);
+  }
+
+  private enterCommit(c: CommitFields, nowMs: number): void {
+    assert(this.state === 'gather' && this.forming !== null, 'commit from gather with a forming ring');
+    this.state = 'commit';
+    this.count('commitEnters');
+    // What we report now is what the others will rely on: the old ring takes no more packets of its own.
+    this.frozen = true;
+    this.joinAtMs = null;
+    this.consensusAtMs = null;
+    const mine = c.entries.find((e) => e.vid === this.myVid);
+    assert(mine !== undefined && !mine.filled, 'my commit entry is empty');
+    const old = this.old;
+    mine.incarnation = this.incarnation;
+    mine.filled = true;
+    mine.oldRing = old?.view.membId ?? NO_RING;
+    mine.aru = old?.buf.myAru ?? 0;
+    mine.highest = old?.buf.highestSeq ?? 0;
+    mine.safe = old?.buf.safeSeq ?? 0;
+    this.note(nowMs, `commit: ring ${ringKey(this.forming.id)} with ${this.forming.members.join(', ')}`);
+    this.forwardCommit(c, nowMs);
+    this.formAtMs = nowMs + this.formTimeoutMs;
+  }
+
+  private forwardCommit(c: CommitFields, nowMs: number): void {
+    const forming = this.forming;
+    assert(forming !== null, 'a commit token belongs to a forming ring');
+    c.hop = (c.hop + 1) >>> 0;
+    forming.lastHop = c.hop;
+    const index = forming.members.indexOf(this.myVid);
+    const successor = forming.members[(index + 1) % forming.members.length];
+    const bytes = encodeCommit({ sender: this.myVid, membId: forming.id, configHash: this.configHash }, c);
+    this.send(successor, bytes);
+    this.count('commitTokens');
+    this.lastTokenBytes = bytes;
+    this.lastTokenHop = c.hop;
+    this.retransmitTo = successor;
+    this.retransmitAtMs = nowMs + this.tokenRetransmitMs;
+  }
+
+  private onCommit(c: CommitPacket, nowMs: number): void {
+    const forming = this.forming;
+    if (forming !== null && sameRing(c.membId, forming.id)) {
+      if (seqLte(c.hop, forming.lastHop)) {
+        this.count('duplicateToken');
+        this.send(c.sender, encodeTokenAck({ sender: this.myVid, membId: forming.id, configHash: this.configHash }, c.hop));
+        return;
+      }
+      const representative = forming.members[0] === this.myVid;
+      if (this.state === 'commit') {
+        if (c.rotation === 1) {
+          // Back at the representative: every member has filled its entry.
+          if (!representative || !c.entries.every((e) => e.filled)) {
+            this.count('commitMismatch');
+            return;
+          }
+          c.rotation = 2;
+        }
+        forming.lastHop = c.hop;
+        this.enterRecovery(c, nowMs);
+        this.forwardCommit(c, nowMs);
+        return;
+      }
+      if (this.state === 'recovery' && representative && c.rotation === 2) {
+        // Second rotation back: every member is in recovery. The new ring's token starts here.
+        forming.lastHop = c.hop;
+        const start = this.startSeq;
+        this.tokenVisit({ hop: c.hop, seq: start, aru: start, aruSetter: NONE, flowControl: 0, round: 0, flags: 0, rtr: [] }, nowMs);
+        return;
+      }
+      this.count('commitMismatch');
+      return;
+    }
+    if (this.state !== 'gather' || c.rotation !== 1) {
+      this.count('commitMismatch');
+      return;
+    }
+    const members = c.entries.map((e) => e.vid);
+    // A commit token of an attempt we already gave up (its id is remembered) is not taken up again.
+    if (!sameList(members, this.candidates()) || c.membId.procId !== members[0] || members[0] === this.myVid || this.history.includes(ringKey(c.membId))) {
+      this.count('commitMismatch');
+      return;
+    }
+    this.forming = { id: { ...c.membId }, members, lastHop: c.hop };
+    this.rememberRing(c.membId);
+    this.enterCommit(c, nowMs);
+  }
+
+  // ---------------------------------------------------------------- recovery (EVS)
+
+  private enterRecovery(c: CommitFields, nowMs: number): void {
+    const forming = this.forming;
+    assert(this.state === 'commit' && forming !== null, 'recovery from commit');
+    assert(c.entries.every((e) => e.filled) && sameList(c.entries.map((e) => e.vid), forming.members), 'a complete commit token');
+    this.state = 'recovery';
+    this.count('recoveryEnters');
+    const incarnations = new Map(c.entries.map((e) => [e.vid, e.incarnation]));
+    this.cur = this.makeView(forming.id, forming.members, incarnations, c.entries.map((e) => ({ ...e.oldRing })));
+    this.buf = new PacketBuffer(this.startSeq, this.badFragment);
+    this.header = { sender: this.myVid, membId: forming.id, configHash: this.configHash };
+    this.plan = this.planRecovery(c);
+    this.resetTokenState();
+    // Commit hops and token hops share the ring id: the token's hops continue above the commit token's.
+    this.haveHop = true;
+    this.lastHop = c.hop;
+    this.recoveryQuietVisits = 0;
+    this.formAtMs = null;
+    this.tokenLossAtMs = nowMs + this.tokenTimeoutMs;
+    const plan = this.plan;
+    this.note(
+      nowMs,
+      plan.oldRing === null
+        ? `recovery: ring ${ringKey(forming.id)}, nothing to recover (first ring)`
+        : `recovery: ring ${ringKey(forming.id)}, from ${ringKey(plan.oldRing)} with ${plan.trans.join(', ')}; ` +
+            `${this.recoveryQueue.length} packets to re-send, up to ${plan.maxHighest}, safe to ${plan.safeBound}`,
+    );
+  }
+
+  /** Which old packets this daemon re-sends, and the bounds of EVS delivery (§7.3). */
+  private planRecovery(c: CommitFields): RecoveryPlan {
+    this.recoveryQueue = [];
+    this.recoveryHead = 0;
+    const old = this.old;
+    if (old === null) return { oldRing: null, trans: [], transSet: new Set(), maxHighest: 0, safeBound: 0 };
+    const oldRing = old.view.membId;
+    // Same old ring id and the same life of the daemon as when that ring formed: a daemon that
+    // restarted and reused a ring id (it cannot remember its earlier ones) is not of our ring.
+    const group = c.entries.filter((e) => sameRing(e.oldRing, oldRing) && old.view.incarnations.get(e.vid) === e.incarnation);
+    const mine = group.find((e) => e.vid === this.myVid);
+    assert(mine !== undefined, 'I come from my old ring');
+    let minAru = mine.aru;
+    let maxHighest = mine.highest;
+    let safeBound = mine.safe;
+    for (const e of group) {
+      minAru = seqMin(minAru, e.aru);
+      maxHighest = seqMax(maxHighest, e.highest);
+      safeBound = seqMax(safeBound, e.safe);
+    }
+    const trans = group.map((e) => e.vid);
+    const transSet = new Set(trans);
+    // The whole old ring moves together: after recovery each of its members holds everything.
+    if (old.view.members.every((vid) => transSet.has(vid))) safeBound = maxHighest;
+    assert(seqDiff(maxHighest, minAru) >= 0 && seqDiff(maxHighest, minAru) < PACKET_SLOTS, 'old ring range fits the buffer');
+    assert(seqLte(old.buf.discardSeq, minAru), 'nothing a member may miss was discarded');
+    // Each missing packet is re-sent by the first member whose aru covers it; beyond every aru, by all who hold it.
+    for (let seq = seqAdd(minAru, 1); seqLte(seq, maxHighest); seq = seqAdd(seq, 1)) {
+      if (old.buf.get(seq) === undefined) continue;
+      const responsible = group.find((e) => seqLte(seq, e.aru));
+      if (responsible === undefined || responsible.vid === this.myVid) this.recoveryQueue.push(seq);
+    }
+    return { oldRing: { ...oldRing }, trans, transSet, maxHighest, safeBound };
+  }
+
+  private recoveryQueued(): boolean {
+    return this.recoveryHead < this.recoveryQueue.length;
+  }
+
+  /** Up to `count` recovery packets, each wrapping one old packet, taking the new ring's next seqs. */
+  private buildRecoveryPackets(count: number, t: TokenFields): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const old = this.old;
+    assert(old !== null || !this.recoveryQueued(), 'recovery packets come from the old ring');
+    while (out.length < count && this.recoveryQueued()) {
+      const inner = old!.buf.get(this.recoveryQueue[this.recoveryHead++]);
+      assert(inner !== undefined, 'a queued recovery packet is held');
+      const seq = seqAdd(t.seq, 1);
+      const writer = new DataPacketWriter(DATA_HEADER_BYTES + FRAGMENT_HEADER_BYTES + inner.bytes.length);
+      writer.begin(this.header, seq, this.myVid, t.round);
+      writer.append(FragmentFlag.FIRST | FragmentFlag.LAST, inner.bytes, 0, inner.bytes.length);
+      const packet = writer.finishPacket(DataFlag.RECOVERED);
+      t.seq = seq;
+      this.packetsSent++;
+      this.count('recoveryPacketsSent');
+      this.buf.store(packet);
+      out.push(packet.bytes);
+    }
+    return out;
+  }
+
+  /** A recovery packet arrived: keep the old packet it carries if it is of our old ring. */
+  private takeRecovered(packet: DataPacket): void {
+    const old = this.old;
+    const plan = this.plan;
+    if (old === null || plan === null || plan.oldRing === null || packet.fragments.length !== 1) return;
+    const decoded = decodePacket(packet.fragments[0].payload);
+    if (!decoded.ok || decoded.packet.type !== PacketType.DATA || !sameRing(decoded.packet.membId, plan.oldRing)) return;
+    const inner = decoded.packet;
+    if (seqGt(inner.seq, plan.maxHighest) || !old.buf.accepts(inner.seq)) return;
+    old.buf.store(inner);
+    this.count('recoveredPackets');
+  }
+
+  /** End of recovery: the old ring's messages per §7.3, the transitional and the regular configuration. */
+  private install(nowMs: number): void {
+    const cur = this.cur;
+    const plan = this.plan;
+    assert(this.state === 'recovery' && cur !== null && plan !== null, 'install from recovery');
+    const old = this.old;
+    if (old !== null && plan.oldRing !== null) {
+      this.deliverOldRing(old.buf, plan, cur.membId);
+      this.rememberRing(old.view.membId, old.buf);
+    }
+    this.count('installs');
+    this.membershipChanges++;
+    this.events.push({ kind: 'regular', membId: { ...cur.membId }, members: [...cur.members], previous: cur.previous.map((p) => ({ ...p })) });
+    this.note(nowMs, `ring ${ringKey(cur.membId)} installed with ${cur.members.join(', ')}`);
+    this.state = 'op';
+    this.old = null;
+    this.frozen = false;
+    this.plan = null;
+    this.forming = null;
+    this.recoveryQueue = [];
+    this.recoveryHead = 0;
+    this.procSet.clear();
+    this.failSet.clear();
+    this.consensus.clear();
+    this.stalledVisits = 0;
+    this.stalledAru = this.buf.myAru;
+    this.rememberRing(cur.membId);
+    this.lookupAtMs = cur.members.length < this.configured.length && cur.leaderVid === this.myVid ? nowMs + this.lookupTimeoutMs : null;
+  }
+
+  /**
+   * §7.3 steps 1–3 over the old ring's buffer, up to the highest seq any daemon of the
+   * transitional set has (each of them holds exactly the same packets now).
+   */
+  private deliverOldRing(b: PacketBuffer, plan: RecoveryPlan, newId: MembershipId): void {
+    const limit = plan.maxHighest;
+    // 1. In order, up to the first hole or the first SAFE packet not known to be held by the whole old ring.
+    while (seqLt(b.deliveredSeq, limit)) {
+      const seq = seqAdd(b.deliveredSeq, 1);
+      const packet = b.get(seq);
+      if (packet === undefined) break;
+      if (b.isSafeSlot(seq) && seqGt(seq, plan.safeBound)) break;
+      b.deliverPacket(packet, this.emit);
+      b.deliveredSeq = seq;
+      this.packetsDelivered++;
+    }
+    // 2. The transitional configuration.
+    this.events.push({ kind: 'transitional', membId: { ...newId }, members: [...plan.trans] });
+    // 3. The rest; after a hole only messages of daemons of the transitional set (never theirs: they hold their own).
+    let hole = false;
+    while (seqLt(b.deliveredSeq, limit)) {
+      const seq = seqAdd(b.deliveredSeq, 1);
+      b.deliveredSeq = seq;
+      const packet = b.get(seq);
+      if (packet === undefined) {
+        if (!hole) b.dropPartials((origin) => plan.transSet.has(origin));
+        hole = true;
+        continue;
+      }
+      if (hole && !plan.transSet.has(packet.origin)) continue;
+      b.deliverPacket(packet, this.emit);
+      this.packetsDelivered++;
+    }
+  }
+
+  /** A ring of one: no token, no commit; install at once. */
+  private installAlone(id: MembershipId, nowMs: number): void {
+    const old = this.old;
+    this.state = 'recovery';
+    this.count('recoveryEnters');
+    this.cur = this.makeView(id, [this.myVid], new Map([[this.myVid, this.incarnation]]), [{ ...(old?.view.membId ?? NO_RING) }]);
+    this.buf = new PacketBuffer(this.startSeq, this.badFragment);
+    this.header = { sender: this.myVid, membId: id, configHash: this.configHash };
+    this.joinAtMs = null;
+    this.consensusAtMs = null;
+    this.plan =
+      old === null
+        ? { oldRing: null, trans: [], transSet: new Set(), maxHighest: 0, safeBound: 0 }
+        : {
+            oldRing: { ...old.view.membId },
+            trans: [this.myVid],
+            transSet: new Set([this.myVid]),
+            maxHighest: old.buf.highestSeq,
+            safeBound: old.view.members.length === 1 ? old.buf.highestSeq : old.buf.safeSeq,
+          };
+    this.resetTokenState();
+    this.install(nowMs);
+  }
+
+  /** A ring of one in op: order everything queued, no packets on the wire. */
+  private orderAlone(): void {
+    const b = this.buf;
+    while (this.hasQueued()) {
+      const t: TokenFields = { hop: 0, seq: b.highestSeq, aru: b.highestSeq, aruSetter: NONE, flowControl: 0, round: 0, flags: 0, rtr: [] };
+      this.buildPackets(this.window, t);
+      b.allSafe();
+      this.packetsDelivered += b.deliver(this.emit);
+    }
+  }
+
+  // ---------------------------------------------------------------- receive paths
+
   private onData(packet: DataPacket): void {
-    assert(this.phase === 'op', 'data only in op');
-    const seq = packet.seq;
-    if (seqLte(seq, this.myAru)) {
+    assert(this.state === 'op' || this.state === 'recovery', 'data of our ring in op or recovery');
+    const buf = this.buf;
+    if (seqLte(packet.seq, buf.myAru) || buf.get(packet.seq) !== undefined) {
       this.count('duplicateData');
       return;
     }
-    if (seqDiff(seq, this.discardSeq) >= PACKET_SLOTS) {
+    if (!buf.accepts(packet.seq)) {
       this.count('outOfWindow');
       return;
     }
-    const slot = seq & (PACKET_SLOTS - 1);
-    if (this.slots[slot] !== undefined) {
+    buf.store(packet);
+    if ((packet.flags & DataFlag.RECOVERED) !== 0 && this.state === 'recovery') this.takeRecovered(packet);
+    this.deliverCurrent();
+  }
+
+  /** In gather: a late packet of the ring we left. It may fill a hole; deliver what became deliverable. */
+  private onOldData(packet: DataPacket): void {
+    const b = this.old!.buf;
+    if (!b.accepts(packet.seq)) {
       this.count('duplicateData');
       return;
     }
-    this.store(packet);
-    this.deliver();
+    b.store(packet);
+    this.count('lateOldPackets');
+    this.packetsDelivered += b.deliver(this.emit);
   }
 
   private onToken(token: TokenPacket, nowMs: number): void {
@@ -568,37 +1325,58 @@ export class TotemRing implements Ring {
       this.send(token.sender, encodeTokenAck(this.header, token.hop));
       return;
     }
-    if (this.phase === 'gather') this.installRing(nowMs, token.membId);
     this.tokenVisit(token, nowMs);
+  }
+
+  private onTokenAck(sender: number, hop: number): void {
+    this.count('tokenAcks');
+    if (this.lastTokenBytes !== null && sender === this.retransmitTo && seqLte(this.lastTokenHop, hop)) this.retransmitAtMs = null;
   }
 
   private onHurry(nowMs: number): void {
     this.count('hurryReceived');
-    if (this.myVid !== this.leaderVid || this.phase !== 'op') return;
+    if (this.state !== 'op' || this.cur!.leaderVid !== this.myVid) return;
     this.hurryPending = true;
-    if (this.heldToken !== null) this.releaseToken(nowMs);
+    if (this.heldToken !== null) this.releaseToken(nowMs, false);
   }
 
   // ---------------------------------------------------------------- the token visit
 
-  private tokenVisit(token: TokenFields, nowMs: number): void {
-    assert(this.phase === 'op', 'token visit in op only');
+  /** `mayHold`: false when the leader releases a token it held (the hold decision was made then). */
+  private tokenVisit(token: TokenFields, nowMs: number, mayHold = true): void {
+    const cur = this.cur;
+    assert((this.state === 'op' || this.state === 'recovery') && cur !== null, 'token visit in op or recovery');
     assert(seqLte(token.aru, token.seq), 'token aru ≤ seq');
+    const buf = this.buf;
     this.haveHop = true;
     this.lastHop = token.hop;
     this.retransmitAtMs = null; // a newer token: our successor had ours
     this.lastTokenBytes = null;
     this.hurryAtMs = null;
     this.believeIdle = false;
-    if (seqGt(token.seq, this.highestSeq)) this.highestSeq = token.seq;
+    if (seqGt(token.seq, buf.highestSeq)) buf.highestSeq = token.seq;
 
-    const isLeader = this.myVid === this.leaderVid;
-    if (isLeader && this.shouldHold(token)) {
+    const isLeader = cur.leaderVid === this.myVid;
+    const recovering = this.state === 'recovery';
+    let installing = false;
+    if (recovering) {
+      if (isLeader) {
+        const quiet = token.aru === token.seq && (token.flags & TokenFlag.RECOVERY_PENDING) === 0 && !this.recoveryQueued() && buf.myAru === token.seq;
+        this.recoveryQuietVisits = quiet ? this.recoveryQuietVisits + 1 : 0;
+        installing = this.recoveryQuietVisits >= RECOVERY_QUIET_VISITS;
+      } else {
+        installing = (token.flags & TokenFlag.INSTALL) !== 0;
+      }
+    }
+
+    if (!recovering && isLeader && mayHold && this.shouldHold(token)) {
       this.heldToken = token;
+      this.holdUntilMs = nowMs + this.heartbeatMs;
       this.tokenLossAtMs = null;
       this.count('tokenHolds');
-      if (token.hop !== 0) this.send(this.members[this.members.length - 1], encodeTokenAck(this.header, token.hop));
-      this.deliverWithAru(token.aru);
+      this.send(cur.predecessor, encodeTokenAck(this.header, token.hop));
+      buf.noteTokenAru(token.aru);
+      this.deliverCurrent();
       return;
     }
 
@@ -610,9 +1388,9 @@ export class TotemRing implements Ring {
     //    against flow control like new packets); keep the rest for later visits.
     let retransmitted = 0;
     for (const seq of token.rtr) {
-      if (seqLte(seq, this.discardSeq)) continue; // every member has it: stale request
-      const held = seqLte(seq, this.highestSeq) ? this.slots[seq & (PACKET_SLOTS - 1)] : undefined;
-      if (held !== undefined && held.seq === seq && retransmitted < this.personalWindow) {
+      if (seqLte(seq, buf.discardSeq)) continue; // every member has it: stale request
+      const held = seqLte(seq, buf.highestSeq) ? buf.get(seq) : undefined;
+      if (held !== undefined && retransmitted < this.personalWindow) {
         this.send('all', retransmissionOf(held.bytes, this.myVid));
         retransmitted++;
       } else {
@@ -621,10 +1399,11 @@ export class TotemRing implements Ring {
     }
     this.retransmissions += retransmitted;
 
-    // 2. New packets under flow control.
+    // 2. New packets under flow control: in recovery only the old ring's packets, from the install on client messages.
     const seqBefore = t.seq;
     const allowance = Math.max(0, this.flowAllowance(t) - retransmitted);
-    const fresh = this.buildPackets(allowance, t);
+    const recoveryPending = recovering && !installing && this.recoveryQueued();
+    const fresh = recovering && !installing ? this.buildRecoveryPackets(allowance, t) : this.buildPackets(allowance, t);
 
     // 3. Ask for what we miss, but only what had a full rotation to arrive: the token
     //    often overtakes the data sent just before it (and always does in the accelerated ring).
@@ -632,8 +1411,8 @@ export class TotemRing implements Ring {
     this.requestMissing(t.rtr, askLimit);
 
     // 4. aru (Totem): lower it to ours, or raise it if we set it / nobody owns it.
-    if (seqLt(this.myAru, t.aru) || t.aruSetter === this.myVid || t.aruSetter === NONE) {
-      t.aru = this.myAru;
+    if (seqLt(buf.myAru, t.aru) || t.aruSetter === this.myVid || t.aruSetter === NONE) {
+      t.aru = buf.myAru;
       t.aruSetter = t.aru === t.seq ? NONE : this.myVid;
     }
 
@@ -642,73 +1421,97 @@ export class TotemRing implements Ring {
     t.flowControl = Math.max(0, t.flowControl - this.myLastContribution) + contribution;
     this.myLastContribution = contribution;
 
-    // 6. Idle handling: the leader announces a possible hold; anyone adding work withdraws it.
+    // 6. Flags. Recovery: the leader starts each rotation with RECOVERY_PENDING clear and
+    //    anyone still re-sending sets it; the leader's INSTALL tells each member to install.
+    //    Idle: the leader announces a possible hold; anyone adding work withdraws it.
     if (isLeader) {
       this.hurryPending = false;
-      t.flags = this.quietVisits === QUIET_VISITS_BEFORE_HOLD - 1 ? t.flags | TokenFlag.IDLE : t.flags & ~TokenFlag.IDLE;
+      t.flags &= ~(TokenFlag.RECOVERY_PENDING | TokenFlag.INSTALL | TokenFlag.IDLE);
+      if (recovering && installing) t.flags |= TokenFlag.INSTALL;
+      if (!recovering && this.quietVisits >= QUIET_VISITS_BEFORE_HOLD - 1) t.flags |= TokenFlag.IDLE;
     }
-    if (contribution > 0 || t.rtr.length > 0 || this.hasQueued()) t.flags &= ~TokenFlag.IDLE;
+    if (recoveryPending) t.flags |= TokenFlag.RECOVERY_PENDING;
+    if (contribution > 0 || t.rtr.length > 0 || this.hasQueued() || recovering) t.flags &= ~TokenFlag.IDLE;
     t.hop = seqAdd(t.hop, 1);
 
     // 7. Send: packets before the token, the token, then (accelerated) the last window of packets.
     const after = Math.min(this.acceleratedWindow, fresh.length);
     for (let i = 0; i < fresh.length - after; i++) this.send('all', fresh[i]);
     const bytes = encodeToken(this.header, t);
-    this.send(this.successor, bytes);
+    this.send(cur.successor, bytes);
     for (let i = fresh.length - after; i < fresh.length; i++) this.send('all', fresh[i]);
     this.lastTokenBytes = bytes;
     this.lastTokenHop = t.hop;
+    this.retransmitTo = cur.successor;
     this.lastForwardedSeq = t.seq;
     this.retransmitAtMs = nowMs + this.tokenRetransmitMs;
 
-    // An IDLE token we add nothing to may be parked at the leader: no token-loss timer then.
+    // An IDLE token may be parked at the leader, but it comes round every heartbeat: the loss timer stays.
     this.believeIdle = !isLeader && (t.flags & TokenFlag.IDLE) !== 0;
-    this.tokenLossAtMs = this.believeIdle ? null : nowMs + this.tokenTimeoutMs;
+    this.tokenLossAtMs = nowMs + this.tokenTimeoutMs;
 
-    // 8. Deliver after the token left (effect ordering: token first).
-    this.deliverWithAru(t.aru);
+    // 8. Install (events after the token left), then deliver.
+    if (installing) this.install(nowMs);
+    buf.noteTokenAru(t.aru);
+    this.deliverCurrent();
+
+    // 9. Failed to receive: my aru stuck below the ring's seq for many visits (nobody can fill the hole).
+    if (this.state === 'op') {
+      if (seqLt(buf.myAru, t.seq) && buf.myAru === this.stalledAru) {
+        if (++this.stalledVisits >= FAIL_TO_RECEIVE_VISITS) this.enterGather('failed to receive', nowMs);
+      } else {
+        this.stalledVisits = 0;
+        this.stalledAru = buf.myAru;
+      }
+    }
+  }
+
+  private deliverCurrent(): void {
+    this.packetsDelivered += this.buf.deliver(this.emit, this.state === 'recovery');
   }
 
   /** Leader: park the token when the last visits were quiet and nobody asked for it. */
   private shouldHold(token: TokenFields): boolean {
     const quiet =
-      token.hop !== 0 &&
       token.rtr.length === 0 &&
       token.aru === token.seq &&
       token.aruSetter === NONE &&
       token.flowControl === 0 &&
-      this.myAru === token.seq &&
+      this.buf.myAru === token.seq &&
       !this.hasQueued();
     this.quietVisits = quiet ? this.quietVisits + 1 : 0;
     // The IDLE flag surviving a rotation means nobody withdrew it (nobody has work queued).
     return quiet && !this.hurryPending && this.quietVisits >= QUIET_VISITS_BEFORE_HOLD && (token.flags & TokenFlag.IDLE) !== 0;
   }
 
-  private releaseToken(nowMs: number): void {
+  /** `heartbeat`: the idle ring's periodic rotation (it comes back to be held again at once). */
+  private releaseToken(nowMs: number, heartbeat: boolean): void {
     const token = this.heldToken;
-    assert(token !== null && this.myVid === this.leaderVid, 'release a held token at the leader');
+    assert(token !== null && this.cur?.leaderVid === this.myVid, 'release a held token at the leader');
     this.heldToken = null;
-    this.quietVisits = 0;
+    this.holdUntilMs = null;
+    if (!heartbeat) this.quietVisits = 0;
     // The held token was accepted when it arrived; now run the visit we postponed.
-    this.tokenVisit(token, nowMs);
+    this.tokenVisit(token, nowMs, false);
   }
 
   /** Spread's formula (§11.2), the gap rule and the receive-buffer bound. */
   private flowAllowance(t: TokenFields): number {
     if (seqDiff(t.seq, t.aru) >= SEQ_GAP_MAX) return 0;
     const byWindow = Math.min(this.personalWindow, this.window, Math.max(0, this.window + this.personalWindow - t.flowControl));
-    const byBuffer = PACKET_SLOTS - 1 - seqDiff(t.seq, this.discardSeq);
+    const byBuffer = PACKET_SLOTS - 1 - seqDiff(t.seq, this.buf.discardSeq);
     const byGap = SEQ_GAP_MAX - seqDiff(t.seq, t.aru);
     return Math.max(0, Math.min(byWindow, byBuffer, byGap));
   }
 
   private requestMissing(rtr: number[], limit: number): void {
-    if (rtr.length >= RTR_ITEMS_MAX || !seqLt(this.myAru, limit)) return;
+    const buf = this.buf;
+    if (rtr.length >= RTR_ITEMS_MAX || !seqLt(buf.myAru, limit)) return;
     const listed = new Set(rtr);
-    const bufferEnd = seqAdd(this.discardSeq, PACKET_SLOTS - 1);
+    const bufferEnd = seqAdd(buf.discardSeq, PACKET_SLOTS - 1);
     const end = seqMin(limit, bufferEnd);
-    for (let seq = seqAdd(this.myAru, 1); seqLte(seq, end) && rtr.length < RTR_ITEMS_MAX; seq = seqAdd(seq, 1)) {
-      if (this.slots[seq & (PACKET_SLOTS - 1)]?.seq === seq || listed.has(seq)) continue;
+    for (let seq = seqAdd(buf.myAru, 1); seqLte(seq, end) && rtr.length < RTR_ITEMS_MAX; seq = seqAdd(seq, 1)) {
+      if (buf.get(seq) !== undefined || listed.has(seq)) continue;
       rtr.push(seq);
     }
   }
@@ -743,7 +1546,7 @@ export class TotemRing implements Ring {
       const packet = this.writer.finishPacket();
       t.seq = seq;
       this.packetsSent++;
-      this.store(packet);
+      this.buf.store(packet);
       out.push(packet.bytes);
     }
     return out;
@@ -770,96 +1573,42 @@ export class TotemRing implements Ring {
     this.packets.push({ to, bytes });
   }
 
-  // ---------------------------------------------------------------- receive buffer and delivery
+  // ---------------------------------------------------------------- helpers
 
-  private store(packet: DataPacket): void {
-    const seq = packet.seq;
-    assert(seqGt(seq, this.myAru) && seqDiff(seq, this.discardSeq) < PACKET_SLOTS, 'stored seq inside the buffer');
-    const slot = seq & (PACKET_SLOTS - 1);
-    this.slots[slot] = packet;
-    let safe = 0;
-    for (const f of packet.fragments) if ((f.flags & (FragmentFlag.LAST | FragmentFlag.SAFE)) === (FragmentFlag.LAST | FragmentFlag.SAFE)) safe = 1;
-    this.slotSafe[slot] = safe;
-    if (seqGt(seq, this.highestSeq)) this.highestSeq = seq;
-    while (seqLt(this.myAru, this.highestSeq) && this.slots[seqAdd(this.myAru, 1) & (PACKET_SLOTS - 1)]?.seq === seqAdd(this.myAru, 1)) {
-      this.myAru = seqAdd(this.myAru, 1);
+  private makeView(membId: MembershipId, members: number[], incarnations: ReadonlyMap<number, number>, previous: MembershipId[]): RingView {
+    const index = members.indexOf(this.myVid);
+    assert(index >= 0, 'I am a member of my ring');
+    assert(previous.length === members.length, 'a previous ring per member');
+    const n = members.length;
+    return {
+      membId: { ...membId },
+      members: [...members],
+      memberSet: new Set(members),
+      successor: members[(index + 1) % n],
+      predecessor: members[(index + n - 1) % n],
+      leaderVid: members[0],
+      incarnations,
+      previous,
+    };
+  }
+
+  private inConfigOrder(set: ReadonlySet<number>): number[] {
+    return this.configured.filter((vid) => set.has(vid));
+  }
+
+  /** Remember a ring id (its packets are stale from now on), with what I held there if I leave it. */
+  private rememberRing(id: MembershipId, left?: PacketBuffer): void {
+    const key = ringKey(id);
+    if (!this.history.includes(key)) {
+      this.history.push(key);
+      if (this.history.length > RING_HISTORY_MAX) this.historyHeld.delete(this.history.shift()!);
+    }
+    if (left !== undefined) {
+      const above = new Set<number>();
+      for (let seq = seqAdd(left.myAru, 1); seqLte(seq, left.highestSeq); seq = seqAdd(seq, 1)) if (left.get(seq) !== undefined) above.add(seq);
+      this.historyHeld.set(key, { aru: left.myAru, above });
     }
   }
-
-  /** A token visit showed `tokenAru`: the safe point is the lower of this and the previous visit's. */
-  private deliverWithAru(tokenAru: number): void {
-    const candidate = seqMin(tokenAru, this.prevTokenAru);
-    if (seqGt(candidate, this.safeSeq)) this.safeSeq = candidate;
-    this.prevTokenAru = tokenAru;
-    assert(seqLte(this.safeSeq, this.myAru), 'safe point ≤ my aru');
-    this.deliver();
-  }
-
-  private deliver(): void {
-    const mask = PACKET_SLOTS - 1;
-    while (seqLt(this.deliveredSeq, this.myAru)) {
-      const seq = seqAdd(this.deliveredSeq, 1);
-      const slot = seq & mask;
-      const packet = this.slots[slot];
-      assert(packet !== undefined && packet.seq === seq, 'packets up to my aru are held');
-      if (this.slotSafe[slot] === 1 && seqGt(seq, this.safeSeq)) break;
-      this.deliverPacket(packet);
-      this.deliveredSeq = seq;
-      this.packetsDelivered++;
-    }
-    // Discard what every member holds and we have delivered.
-    const discardTo = seqMin(this.deliveredSeq, this.safeSeq);
-    while (seqLt(this.discardSeq, discardTo)) {
-      this.discardSeq = seqAdd(this.discardSeq, 1);
-      this.slots[this.discardSeq & mask] = undefined;
-    }
-  }
-
-  private deliverPacket(packet: DataPacket): void {
-    const origin = packet.origin;
-    for (const f of packet.fragments) {
-      const first = (f.flags & FragmentFlag.FIRST) !== 0;
-      const last = (f.flags & FragmentFlag.LAST) !== 0;
-      const safe = (f.flags & FragmentFlag.SAFE) !== 0;
-      let partial = this.partials.get(origin);
-      if (first) {
-        if (partial !== undefined) {
-          // The origin started a new message before finishing the last: drop the torn one (same at every member).
-          this.count('badFragments');
-          this.partials.delete(origin);
-        }
-        if (last) {
-          this.emitDelivery(origin, safe, f.payload);
-          continue;
-        }
-        this.partials.set(origin, { chunks: [f.payload], bytes: f.payload.length });
-        continue;
-      }
-      if (partial === undefined) {
-        this.count('badFragments');
-        continue;
-      }
-      partial.chunks.push(f.payload);
-      partial.bytes += f.payload.length;
-      if (partial.bytes > MESSAGE_BYTES_MAX) {
-        this.count('badFragments');
-        this.partials.delete(origin);
-        continue;
-      }
-      if (last) {
-        this.partials.delete(origin);
-        this.emitDelivery(origin, safe, concat(partial.chunks, partial.bytes));
-        partial = undefined;
-      }
-    }
-  }
-
-  private emitDelivery(origin: number, safe: boolean, payload: Uint8Array): void {
-    this.messageOrdinal++;
-    this.events.push({ kind: 'deliver', seq: this.messageOrdinal, origin, safe, payload });
-  }
-
-  // ---------------------------------------------------------------- diagnostics
 
   private count(name: CounterName): void {
     this.counters[name]++;
@@ -877,14 +1626,4 @@ function earliest(a: number | null, b: number | null): number | null {
   if (a === null) return b;
   if (b === null) return a;
   return a < b ? a : b;
-}
-
-function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }

@@ -21,12 +21,30 @@ export interface MembershipId {
 }
 
 export type RingEvent =
-  /** A message in the total order. `payload` is what some daemon passed to `submit`. */
-  | { kind: 'deliver'; seq: number; origin: number; safe: boolean; payload: Uint8Array }
-  /** Transitional configuration: the daemons that move together from the old ring (§7.3). */
+  /**
+   * A message in the total order. `payload` is what some daemon passed to `submit`.
+   * `seq` is the message's position in its ring's order (1, 2, … per ring; EVS
+   * deliveries of the old ring continue the old ring's count). `packetSeq` (only
+   * with TotemOptions.traceDeliveries) is the ring sequence number of the packet
+   * that completed the message, for simulator checks.
+   */
+  | { kind: 'deliver'; seq: number; origin: number; safe: boolean; payload: Uint8Array; packetSeq?: number }
+  /**
+   * Transitional configuration (§7.3): `members` are the daemons that move together
+   * from this daemon's previous ring into the ring being installed (configuration
+   * order, this daemon included); `membId` is the id of the ring being installed.
+   * It comes after the old ring's messages that every member of the old ring holds
+   * and before its clean-up messages; the next event of kind 'transitional' or
+   * 'regular' is that ring's 'regular'. A daemon's first ring has no transitional.
+   */
   | { kind: 'transitional'; membId: MembershipId; members: number[] }
-  /** Regular configuration: the new ring, members as VIDs in configuration order. */
-  | { kind: 'regular'; membId: MembershipId; members: number[] };
+  /**
+   * Regular configuration: the new ring, members as VIDs in configuration order.
+   * `previous[i]` is the ring `members[i]` installed last before this one
+   * ({procId: 0, time: 0} for a daemon that had none: it just started). Daemons
+   * with equal `previous` came from the same daemon membership.
+   */
+  | { kind: 'regular'; membId: MembershipId; members: number[]; previous?: MembershipId[] };
 
 /** A datagram to send; `to` is a daemon VID or 'all' (every other daemon of the configuration). */
 export interface OutboundPacket {
@@ -68,7 +86,7 @@ export interface RingStatus {
 export interface RingDiagnostics {
   /** Daemons whose packets are refused, with the reason (e.g. a different configuration hash). */
   refused: { vid: number; reason: string }[];
-  /** Members heard from (HELLO) since start. */
+  /** Configured daemons heard from (any accepted packet) since start. */
   heard: number[];
   /** Recent notable events, oldest first, bounded. */
   log: { atMs: number; text: string }[];

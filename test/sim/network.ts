@@ -7,12 +7,15 @@
  * simulator fires each ring's `nextDeadlineMs()`. The same seed and commit give
  * the same run, event for event.
  *
- * The simulator records what it can observe from outside the rings: every
- * original DATA packet on the wire (to map a message to the packets carrying
- * it) and every event each ring emitted. The checker (checker.ts) works from that.
+ * Faults beyond the network: `crash(i)` stops a node (its ring object is kept as a
+ * dead incarnation, so checkers can still ask what it held), `restart(i, atMs)`
+ * starts it again as a fresh daemon with its state lost, and `partition([[…], […]])`
+ * drops every datagram between components until `heal()`.
+ *
+ * The simulator records what it can observe from outside the rings: every event
+ * each ring emitted (with its incarnation) and every message a ring accepted.
  */
-import { DataFlag, decodePacket, FragmentFlag, PacketType } from '../../src/ring/packet.js';
-import { type TotemOptions, TotemRing } from '../../src/ring/totem.js';
+import { TotemRing, type TotemOptions } from '../../src/ring/totem.js';
 import type { RingEvent } from '../../src/ring/types.js';
 import { Prng } from './prng.js';
 
@@ -91,21 +94,23 @@ function before(x: InFlight, y: InFlight): boolean {
 export interface DeliveryRecord {
   atMs: number;
   event: RingEvent;
+  /** The incarnation that emitted it. */
+  ring: TotemRing;
 }
 
 export interface SimNode {
   vid: number;
   index: number;
+  /** The running incarnation, or null (not started yet, or crashed). */
   ring: TotemRing | null;
+  /** When the next incarnation starts (Infinity: crashed, no restart planned). */
   startAtMs: number;
+  /** Events of every incarnation, in order. */
   events: DeliveryRecord[];
   /** Messages the workload wants to submit here but submit() refused (back-pressure). */
   backlog: { payload: Uint8Array; safe: boolean }[];
-}
-
-/** A message's packets, as observed on the wire (message ordinal → packet seqs). */
-export interface WireLog {
-  messageSeqs: number[][];
+  /** Every incarnation ever started here, oldest first (the last one may be running). */
+  incarnations: TotemRing[];
 }
 
 export class Simulator {
@@ -121,15 +126,16 @@ export class Simulator {
   /** Per-link filter (partitions, targeted loss): return true to drop the datagram. */
   dropIf: ((from: number, to: number, bytes: Uint8Array) => boolean) | null = null;
   /** Called after each event a ring emits (the checker's online SAFE check hooks in here). */
-  onEvent: ((node: SimNode, event: RingEvent) => void) | null = null;
+  onEvent: ((node: SimNode, event: RingEvent, ring: TotemRing) => void) | null = null;
+  /** Called when a ring accepts a message the workload offered (submit() returned true). */
+  onAccept: ((node: SimNode, payload: Uint8Array, safe: boolean, ring: TotemRing) => void) | null = null;
+  /** Network components while partitioned (node indexes), or null. */
+  components: number[][] | null = null;
+  private componentOf: number[] = [];
 
   private readonly queue = new FlightQueue();
   private order = 0;
   private readonly nodeOptions: SimNodeOptions;
-  private readonly wirePackets = new Map<number, { origin: number; flags: number[] }>();
-  private wireNextSeq: number;
-  private readonly wireOpen = new Map<number, number[]>();
-  readonly wire: WireLog = { messageSeqs: [] };
 
   private readonly overrides: Partial<TotemOptions>[];
 
@@ -139,7 +145,6 @@ export class Simulator {
     this.prng = new Prng(seed);
     this.faults = faults;
     this.nodeOptions = nodeOptions;
-    this.wireNextSeq = ((nodeOptions.initialSeq ?? 0) + 1) >>> 0;
     // VIDs are arbitrary non-zero u32 values; configuration order is array order.
     this.vids = Array.from({ length: nodeCount }, (_, i) => 0x01000000 + i * 7919 + 1);
     this.nodes = this.vids.map((vid, index) => ({
@@ -149,7 +154,49 @@ export class Simulator {
       startAtMs: index === 0 ? 0 : this.prng.float() * startSpreadMs,
       events: [],
       backlog: [],
+      incarnations: [],
     }));
+  }
+
+  /** The node stops: no more input, output or timers; its state is kept for checks only. */
+  crash(index: number): void {
+    const node = this.nodes[index];
+    node.ring = null;
+    node.startAtMs = Infinity;
+    node.backlog = []; // never accepted: the workload's wish dies with the process
+  }
+
+  /**
+   * A crashed node starts again at `atMs` as a fresh daemon (state lost). Ring ids carry
+   * seconds, and a daemon cannot remember the ids its previous life created: the protocol
+   * assumes a restart comes in a later second than the last of them (the times only run
+   * ahead of the clock while memberships come faster than one a second), so the restart
+   * waits for that second here.
+   */
+  restart(index: number, atMs = this.nowMs): void {
+    const node = this.nodes[index];
+    if (node.ring !== null) this.crash(index);
+    const previous = node.incarnations.at(-1);
+    const notBeforeMs = previous === undefined ? 0 : (previous.membership().lastFormedTime + 1) * 1000;
+    node.startAtMs = Math.max(atMs, this.nowMs, notBeforeMs);
+  }
+
+  /** Drop every datagram between different components (nodes not listed form one more component). */
+  partition(components: number[][]): void {
+    const listed = new Set(components.flat());
+    const rest = this.nodes.map((n) => n.index).filter((i) => !listed.has(i));
+    this.components = rest.length > 0 ? [...components, rest] : components;
+    this.componentOf = [];
+    this.components.forEach((c, k) => c.forEach((i) => (this.componentOf[i] = k)));
+  }
+
+  heal(): void {
+    this.components = null;
+    this.componentOf = [];
+  }
+
+  alive(index: number): boolean {
+    return this.nodes[index].ring !== null;
   }
 
   /** Next time something happens, or null when nothing ever will. */
@@ -182,7 +229,8 @@ export class Simulator {
   private step(): void {
     for (const node of this.nodes) {
       if (node.ring === null && node.startAtMs <= this.nowMs) {
-        node.ring = new TotemRing({ ...this.nodeOptions, ...this.overrides[node.index], myVid: node.vid, members: this.vids, nowMs: this.nowMs });
+        node.ring = new TotemRing({ traceDeliveries: true, ...this.nodeOptions, ...this.overrides[node.index], myVid: node.vid, members: this.vids, nowMs: this.nowMs });
+        node.incarnations.push(node.ring);
         this.drain(node);
         return;
       }
@@ -218,10 +266,12 @@ export class Simulator {
   /** Hands a ring's effects to the network and the event log, then retries its backlog. */
   private drain(node: SimNode): void {
     const ring = node.ring!;
-    while (node.backlog.length > 0 && ring.submit(node.backlog[0].payload, node.backlog[0].safe)) node.backlog.shift();
+    while (node.backlog.length > 0 && ring.submit(node.backlog[0].payload, node.backlog[0].safe)) {
+      const accepted = node.backlog.shift()!;
+      this.onAccept?.(node, accepted.payload, accepted.safe, ring);
+    }
     const ready = ring.ready();
     for (const p of ready.packets) {
-      this.observeWire(node, p.bytes);
       if (p.to === 'all') {
         for (const other of this.nodes) if (other !== node) this.transmit(node.index, other.index, p.bytes);
       } else {
@@ -231,8 +281,8 @@ export class Simulator {
       }
     }
     for (const event of ready.events) {
-      node.events.push({ atMs: this.nowMs, event });
-      this.onEvent?.(node, event);
+      node.events.push({ atMs: this.nowMs, event, ring });
+      this.onEvent?.(node, event, ring);
     }
   }
 
@@ -240,7 +290,8 @@ export class Simulator {
     this.datagramsSent++;
     this.lastDatagramAtMs = this.nowMs;
     const f = this.faults;
-    if ((f.loss > 0 && this.prng.chance(f.loss)) || (this.dropIf !== null && this.dropIf(from, to, bytes))) {
+    const cut = this.components !== null && this.componentOf[from] !== this.componentOf[to];
+    if (cut || (f.loss > 0 && this.prng.chance(f.loss)) || (this.dropIf !== null && this.dropIf(from, to, bytes))) {
       this.datagramsDropped++;
       return;
     }
@@ -252,33 +303,6 @@ export class Simulator {
   }
 
   /** Records original DATA packets by seq and maps message ordinals to the packets that carry them. */
-  private observeWire(node: SimNode, bytes: Uint8Array): void {
-    const decoded = decodePacket(bytes);
-    if (!decoded.ok) throw new Error(`ring ${node.vid} sent a malformed packet: ${decoded.error.message}`);
-    const p = decoded.packet;
-    if (p.type !== PacketType.DATA || (p.flags & DataFlag.RETRANSMISSION) !== 0) return;
-    if (p.origin !== node.vid) throw new Error(`ring ${node.vid} sent an original packet of ${p.origin}`);
-    if (this.wirePackets.has(p.seq) || ((p.seq - this.wireNextSeq) | 0) < 0) throw new Error(`seq ${p.seq} assigned twice`);
-    this.wirePackets.set(p.seq, { origin: p.origin, flags: p.fragments.map((f) => f.flags) });
-    // Walk contiguous seqs in order, assigning message ordinals the way every ring must.
-    for (;;) {
-      const next = this.wirePackets.get(this.wireNextSeq);
-      if (next === undefined) break;
-      for (const flags of next.flags) {
-        let seqs = this.wireOpen.get(next.origin);
-        if ((flags & FragmentFlag.FIRST) !== 0 || seqs === undefined) seqs = [];
-        if (seqs[seqs.length - 1] !== this.wireNextSeq) seqs.push(this.wireNextSeq);
-        this.wireOpen.set(next.origin, seqs);
-        if ((flags & FragmentFlag.LAST) !== 0) {
-          this.wire.messageSeqs.push(seqs);
-          this.wireOpen.delete(next.origin);
-        }
-      }
-      this.wirePackets.delete(this.wireNextSeq);
-      this.wireNextSeq = (this.wireNextSeq + 1) >>> 0;
-    }
-  }
-
   inFlight(): number {
     return this.queue.size;
   }
