@@ -26,7 +26,8 @@ import {
   Framer,
   ServiceType,
 } from '../../src/protocol/index.js';
-import type { Ring } from '../../src/ring/types.js';
+import type { OutboundPacket, Ring } from '../../src/ring/types.js';
+import { TotemFabric, type TotemFabricOptions } from './cluster-totem.js';
 import { ringTestConfig } from './config.js';
 import { EvsFabric, type FabricOptions, type Scheduler } from './cluster-evs-ring.js';
 import { Prng } from './prng.js';
@@ -66,7 +67,7 @@ class ActionQueue implements Scheduler {
   }
 }
 
-/** Where rings come from (the EVS model now; TotemRing over simulated datagrams later). */
+/** Where rings come from (the EVS model, or TotemRing over simulated datagrams). */
 export interface RingFabric {
   start(vid: number, nowMs: number): Ring;
   crash(vid: number): void;
@@ -74,13 +75,14 @@ export interface RingFabric {
   heal(): void;
   /** Rings match the islands and hold nothing undelivered. */
   settled(): boolean;
-  /** Called after a ring queued events, so the simulator pumps its node. */
-  onRingEvents: ((vid: number) => void) | null;
+  /** Datagrams a node handed out (ignored by the model). */
+  send(from: number, packets: OutboundPacket[]): void;
   describe(): string;
 }
 
 class ModelFabric implements RingFabric {
   private readonly fabric: EvsFabric;
+  /** Called after a ring queued events, so the simulator pumps its node. */
   onRingEvents: ((vid: number) => void) | null = null;
 
   constructor(
@@ -109,6 +111,7 @@ class ModelFabric implements RingFabric {
   settled(): boolean {
     return this.fabric.settled();
   }
+  send(): void {}
   describe(): string {
     const o = this.options;
     return `evs-model loss=${o.loss} delay=${o.delayMs.join('..')}ms reconfigure=${o.reconfigureMs.join('..')}ms queue=${o.queueMax}`;
@@ -125,11 +128,20 @@ export interface ClusterScenario {
   /** Chaos events (crash, restart, partition, heal) during the chaos phase. */
   chaos: number;
   chaosPhaseMs: number;
+  /** Longest a crashed daemon stays down during the chaos phase. */
+  downMsMax: number;
+  /** 'model': the EVS ring model (cluster-evs-ring.ts); 'totem': TotemRing over simulated datagrams. */
+  ring: 'model' | 'totem';
   fabric: FabricOptions;
+  totem: TotemFabricOptions;
 }
 
 export function drawClusterScenario(seed: number, overrides: Partial<ClusterScenario> = {}): ClusterScenario {
   const r = new Prng(seed ^ 0x0c1a57e2);
+  const ring = overrides.ring ?? 'model';
+  const t = new Prng(seed ^ 0x70736e);
+  const personalWindow = t.pick([5, 20]);
+  const accelerated = t.chance(0.5);
   return {
     seed,
     daemons: r.int(3, 5),
@@ -137,7 +149,9 @@ export function drawClusterScenario(seed: number, overrides: Partial<ClusterScen
     groups: r.int(1, 4),
     actions: r.int(40, 160),
     chaos: r.int(1, 8),
-    chaosPhaseMs: r.pick([100, 300, 1000]),
+    chaosPhaseMs: ring === 'model' ? r.pick([100, 300, 1000]) : t.pick([1500, 3000, 6000]),
+    downMsMax: ring === 'model' ? 80 : 1500,
+    ring,
     fabric: {
       loss: r.pick([0, 0.02, 0.1, 0.3]),
       delayMs: r.pick([
@@ -153,16 +167,29 @@ export function drawClusterScenario(seed: number, overrides: Partial<ClusterScen
       perRotation: r.pick([1, 5, 50]),
       queueMax: r.pick([3, 50, 1000]),
     },
+    totem: {
+      loss: t.pick([0, 0, 0.01, 0.05]),
+      duplicate: t.pick([0, 0.02]),
+      delayMs: t.pick([0.05, 0.2, 1]),
+      jitterMs: t.pick([0, 0.1, 2]),
+      ring: {
+        acceleratedRing: accelerated,
+        acceleratedWindow: accelerated ? Math.min(personalWindow, 3) : undefined,
+        personalWindow,
+        window: t.pick([personalWindow * 2, 160]),
+        datagramBytes: t.pick([1472, 600]),
+        sendQueueMessagesMax: t.pick([8, 1000]),
+        tokenRetransmitMs: t.pick([20, 50]),
+      },
+    },
     ...overrides,
   };
 }
 
 export function describeScenario(s: ClusterScenario): string {
-  const f = s.fabric;
   return (
     `daemons=${s.daemons} clients=${s.daemons}x${s.clientsPerDaemon} groups=${s.groups} actions=${s.actions} chaos=${s.chaos} ` +
-    `phase=${s.chaosPhaseMs}ms loss=${f.loss} delay=${f.delayMs.join('..')} reconfigure=${f.reconfigureMs.join('..')} ` +
-    `perRotation=${f.perRotation} queue=${f.queueMax}`
+    `phase=${s.chaosPhaseMs}ms`
   );
 }
 
@@ -224,6 +251,7 @@ export class Cluster {
   private readonly clients: SimClient[] = [];
   private readonly sockets = new Map<number, SimSocket>();
   private readonly dirty = new Set<number>();
+  private readonly tickAt: (number | null)[] = [];
   private nextSession = 1;
   crashes = 0;
   trace: string[] = [];
@@ -235,8 +263,22 @@ export class Cluster {
     this.config = ringTestConfig(addresses, 4803);
     this.vids = this.config.daemons.map((daemon) => daemon.vid);
     this.nodes = this.vids.map(() => null);
-    this.fabric = new ModelFabric(this.vids, this.queue, new Prng(scenario.seed ^ 0xfab1c), scenario.fabric);
-    this.fabric.onRingEvents = (vid) => this.dirty.add(this.vids.indexOf(vid));
+    const fabricPrng = new Prng(scenario.seed ^ 0xfab1c);
+    if (scenario.ring === 'totem') {
+      const totem = new TotemFabric(this.vids, this.config.hash, this.queue, fabricPrng, scenario.totem);
+      totem.onPacket = (vid, bytes) => {
+        const d = this.vids.indexOf(vid);
+        const node = this.nodes[d];
+        if (node === null) return;
+        node.ringPacket(bytes, this.queue.nowMs);
+        this.dirty.add(d);
+      };
+      this.fabric = totem;
+    } else {
+      const model = new ModelFabric(this.vids, this.queue, fabricPrng, scenario.fabric);
+      model.onRingEvents = (vid) => this.dirty.add(this.vids.indexOf(vid));
+      this.fabric = model;
+    }
     for (let d = 0; d < scenario.daemons; d++) {
       for (let k = 0; k < scenario.clientsPerDaemon; k++) {
         this.clients.push({
@@ -262,6 +304,7 @@ export class Cluster {
 
   startDaemon(d: number): void {
     if (this.nodes[d] !== null) return;
+    this.tickAt[d] = null;
     const ring = this.fabric.start(this.vids[d], this.queue.nowMs);
     this.nodes[d] = new DaemonNode({
       config: this.config,
@@ -277,6 +320,7 @@ export class Cluster {
   crashDaemon(d: number): void {
     if (this.nodes[d] === null) return;
     this.nodes[d] = null;
+    this.tickAt[d] = null;
     this.crashes += 1;
     this.fabric.crash(this.vids[d]);
     for (const client of this.clients) if (client.daemon === d && client.session !== null) this.endSession(client, 'daemon crashed');
@@ -407,6 +451,8 @@ export class Cluster {
         const node = this.nodes[d];
         if (node === null) continue;
         const ready = node.ready();
+        this.fabric.send(this.vids[d], ready.packets);
+        this.scheduleTick(d, node);
         for (const write of ready.writes) for (const session of write.sessions) this.receive(session, write.bytes);
         for (const close of ready.closes) {
           const socket = this.sockets.get(close.session);
@@ -418,6 +464,19 @@ export class Cluster {
       }
     }
     throw new Error('pump: no fixed point');
+  }
+
+  /** Calls the node's tick at its next deadline (a later pump may move it; stale calls are ignored). */
+  private scheduleTick(d: number, node: DaemonNode): void {
+    const at = node.nextDeadlineMs();
+    if (at === null || this.tickAt[d] === at) return;
+    this.tickAt[d] = at;
+    this.queue.at(at, () => {
+      if (this.nodes[d] !== node || this.tickAt[d] !== at) return;
+      this.tickAt[d] = null;
+      node.tick(this.queue.nowMs);
+      this.dirty.add(d);
+    });
   }
 
   private receive(session: number, bytes: Uint8Array): void {
@@ -526,7 +585,7 @@ export class Cluster {
       const shuffled = [...Array(s.daemons).keys()].sort(() => r.float() - 0.5);
       const cut = r.int(1, s.daemons - 1);
       const three = r.chance(0.3) && s.daemons >= 4;
-      const downFor = r.float() * 80;
+      const downFor = r.float() * s.downMsMax;
       this.queue.at(at, () => {
         if (roll < 0.25) {
           if (this.nodes.filter((node) => node !== null).length > 1) {
@@ -595,9 +654,10 @@ export class Cluster {
       const ring = node.ring.status();
       lines.push(
         `d${d}: groups ${node.groups.state} synced=${node.groups.syncedSet().map((vid) => this.vids.indexOf(vid))} ` +
-          `ring ${ring.membId.procId}.${ring.membId.time} [${ring.members.map((vid) => this.vids.indexOf(vid))}] pending=${node.ring.pendingCount()} ` +
-          `throttled=${node.inputThrottled()} sessions=${node.sessionCount()}`,
+          `ring ${ring.state} ${ring.membId.procId}.${ring.membId.time} [${ring.members.map((vid) => this.vids.indexOf(vid))}] aru=${ring.aru}/${ring.highestSeq} pending=${node.ring.pendingCount()} ` +
+          `throttled=${node.inputThrottled()} sessions=${node.sessionCount()} next tick=${node.nextDeadlineMs()} (scheduled ${this.tickAt[d]})`,
       );
+      for (const entry of node.ring.diagnostics?.().log.slice(-4) ?? []) lines.push(`    ${entry.atMs.toFixed(1)}: ${entry.text}`);
     }
     for (const socket of this.sockets.values()) {
       if (socket.unread.length > 0 || socket.eof) lines.push(`socket ${socket.session} of ${socket.client.name}@d${socket.daemon}: ${socket.unread.length} unread, eof=${socket.eof}`);
