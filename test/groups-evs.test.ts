@@ -7,7 +7,13 @@ import type { MembershipMessage } from '../src/client/messages.js';
 import { TRANSITIONAL_TIME_BIT } from '../src/groups/group-layer.js';
 import { decodeRingMessage } from '../src/groups/ring-message.js';
 import { decodeGroupsChunk, encodeGroupsReport, ReportAssembler, compareMembershipIds, type GroupsReport } from '../src/groups/state-exchange.js';
+import { DaemonNode } from '../src/daemon/node.js';
+import { decodeMessage } from '../src/client/messages.js';
+import { encodeAuthChoice, encodeConnectRequest, encodeControlRequest, encodeHint, encodeMessage, Framer, ServiceType } from '../src/protocol/index.js';
+import { SoloRing } from '../src/ring/solo.js';
+import type { RingEvent, RingReady } from '../src/ring/types.js';
 import { HandCluster } from './helpers/group-cluster.js';
+import { ringTestConfig } from './sim/config.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const name32 = (name: string) => Buffer.concat([Buffer.from(name, 'latin1'), Buffer.alloc(32 - name.length)]);
@@ -392,5 +398,79 @@ describe('GROUPS messages (state-exchange.ts)', () => {
     const broken = new ReportAssembler();
     expect(broken.add(decodeGroupsChunk(chunks[1]))).toBeNull();
     expect(broken.broken).toBe(true);
+  });
+});
+
+/** A ring whose order the test writes: submissions are recorded, events are what the test queues. */
+class ScriptedRing extends SoloRing {
+  readonly submitted: Uint8Array[] = [];
+  readonly queued: RingEvent[] = [];
+  private order = 0;
+
+  override submit(payload: Uint8Array): boolean {
+    this.submitted.push(payload);
+    return true;
+  }
+
+  deliver(origin: number, payload: Uint8Array): void {
+    this.queued.push({ kind: 'deliver', seq: ++this.order, origin, safe: false, payload });
+  }
+
+  override ready(): RingReady {
+    return { packets: [], events: this.queued.splice(0) };
+  }
+}
+
+describe('DaemonNode during the state exchange (§6.4, §7.3)', () => {
+  it('stops reading clients, holds requests already read, sends its report first, then releases them in order', () => {
+    const config = ringTestConfig(['10.0.0.1', '10.0.0.2'], 4803);
+    const [d1, d2] = config.daemons.map((daemon) => daemon.vid);
+    const ring = new ScriptedRing(d1, 0);
+    const node = new DaemonNode({ config, me: config.daemons[0], ring, nowMs: 0, random: () => 0.5 });
+    const framer = new Framer({ groupsMax: 100, dataBytesMax: 1 << 20, bodyBytesMax: 1 << 20, rejectCarriesOldType: true });
+    let handshake = 6 + 5 + '#a#d1'.length;
+    const received = () => {
+      const out: ReturnType<typeof decodeMessage>[] = [];
+      for (const write of node.ready().writes) {
+        let bytes = write.bytes;
+        if (handshake > 0) {
+          const skip = Math.min(handshake, bytes.length);
+          handshake -= skip;
+          bytes = bytes.subarray(skip);
+        }
+        for (const frame of framer.push(bytes)) out.push(decodeMessage(frame, '#a#d1'));
+      }
+      return out;
+    };
+    ring.queued.push({ kind: 'regular', membId: { procId: d1, time: 1 }, members: [d1] });
+    node.sessionAccepted(1, { kind: 'unix' }, 0);
+    node.sessionData(1, Buffer.concat([encodeConnectRequest({ version: { major: 5, minor: 0, patch: 1 }, membership: true, priority: 0, privateName: 'a' }), encodeAuthChoice(['NULL'])]));
+    node.sessionData(1, encodeControlRequest('join', '#a#d1', 'g'));
+    received();
+    for (const payload of ring.submitted.splice(0)) ring.deliver(d1, payload);
+    expect(received()).toMatchObject([{ kind: 'membership', cause: 'join' }]);
+
+    // A merge with d2: the exchange starts; this daemon's report goes to the ring.
+    ring.queued.push({ kind: 'transitional', membId: { procId: d1, time: 2 }, members: [d1] });
+    ring.queued.push({ kind: 'regular', membId: { procId: d1, time: 2 }, members: [d1, d2] });
+    expect(received()).toEqual([]);
+    expect(node.groups.exchanging).toBe(true);
+    expect(node.inputThrottled()).toBe(true);
+    const report = ring.submitted.splice(0);
+    expect(report.map((payload) => decodeRingMessage(payload).kind)).toEqual(['groups']);
+    // Bytes the adapter had already read still arrive: held in the node, not ordered.
+    const data = encodeMessage({ type: ServiceType.AGREED_MESS, sender: '#a#d1', groups: ['g'], hintRaw: encodeHint(0), data: Buffer.from('x') });
+    node.sessionData(1, data);
+    node.ready();
+    expect(ring.submitted).toEqual([]);
+
+    for (const payload of report) ring.deliver(d1, payload);
+    const other = { membId: { procId: d1, time: 2 }, synced: [d2], groups: [{ name: 'g', gid: { procId: d2, time: 1, index: 1 }, changed: false, daemons: [{ vid: d2, membId: { procId: d2, time: 1 }, members: ['#b#d2'] }] }] };
+    for (const payload of encodeGroupsReport(other)) ring.deliver(d2, payload);
+    const merged = received();
+    expect(merged).toMatchObject([{ kind: 'membership', cause: 'network', members: ['#a#d1', '#b#d2'], vsSets: [['#a#d1'], ['#b#d2']] }]);
+    expect(node.groups.exchanging).toBe(false);
+    expect(node.inputThrottled()).toBe(false);
+    expect(ring.submitted.map((payload) => Buffer.from(payload))).toEqual([Buffer.from(data)]);
   });
 });
