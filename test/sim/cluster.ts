@@ -128,8 +128,12 @@ export interface ClusterScenario {
   /** Chaos events (crash, restart, partition, heal) during the chaos phase. */
   chaos: number;
   chaosPhaseMs: number;
-  /** Longest a crashed daemon stays down during the chaos phase. */
-  downMsMax: number;
+  /**
+   * How long a crashed daemon stays down during the chaos phase. TotemRing takes ring
+   * times from wall-clock seconds (bumped above the rings it knows), so a daemon back
+   * within the same second could form a ring with the id its previous life formed.
+   */
+  downMs: [number, number];
   /** 'model': the EVS ring model (cluster-evs-ring.ts); 'totem': TotemRing over simulated datagrams. */
   ring: 'model' | 'totem';
   fabric: FabricOptions;
@@ -150,7 +154,7 @@ export function drawClusterScenario(seed: number, overrides: Partial<ClusterScen
     actions: r.int(40, 160),
     chaos: r.int(1, 8),
     chaosPhaseMs: ring === 'model' ? r.pick([100, 300, 1000]) : t.pick([1500, 3000, 6000]),
-    downMsMax: ring === 'model' ? 80 : 1500,
+    downMs: ring === 'model' ? [0, 80] : [1001, 2500],
     ring,
     fabric: {
       loss: r.pick([0, 0.02, 0.1, 0.3]),
@@ -252,6 +256,7 @@ export class Cluster {
   private readonly sockets = new Map<number, SimSocket>();
   private readonly dirty = new Set<number>();
   private readonly tickAt: (number | null)[] = [];
+  private readonly crashedAt: number[] = [];
   private nextSession = 1;
   crashes = 0;
   trace: string[] = [];
@@ -321,6 +326,7 @@ export class Cluster {
     if (this.nodes[d] === null) return;
     this.nodes[d] = null;
     this.tickAt[d] = null;
+    this.crashedAt[d] = this.queue.nowMs;
     this.crashes += 1;
     this.fabric.crash(this.vids[d]);
     for (const client of this.clients) if (client.daemon === d && client.session !== null) this.endSession(client, 'daemon crashed');
@@ -532,9 +538,9 @@ export class Cluster {
     }
   }
 
-  /** Everything delivered, every daemon out of its state exchange, no client bytes waiting. */
+  /** Every daemon up, everything delivered, every daemon out of its state exchange, no client bytes waiting. */
   quiet(): boolean {
-    if (!this.fabric.settled()) return false;
+    if (this.nodes.some((node) => node === null) || !this.fabric.settled()) return false;
     for (const node of this.nodes) if (node !== null && (node.groups.exchanging || node.inputThrottled())) return false;
     for (const socket of this.sockets.values()) if (socket.unread.length > 0 || socket.eof) return false;
     for (const client of this.clients) if (client.session !== null && client.recorder === null) return false;
@@ -585,7 +591,7 @@ export class Cluster {
       const shuffled = [...Array(s.daemons).keys()].sort(() => r.float() - 0.5);
       const cut = r.int(1, s.daemons - 1);
       const three = r.chance(0.3) && s.daemons >= 4;
-      const downFor = r.float() * s.downMsMax;
+      const downFor = s.downMs[0] + r.float() * (s.downMs[1] - s.downMs[0]);
       this.queue.at(at, () => {
         if (roll < 0.25) {
           if (this.nodes.filter((node) => node !== null).length > 1) {
@@ -601,7 +607,10 @@ export class Cluster {
     this.run(end);
     // Final heal: every daemon up, one network; every client connected.
     this.heal();
-    for (let d = 0; d < s.daemons; d++) this.startDaemon(d);
+    for (let d = 0; d < s.daemons; d++) {
+      const at = Math.max(this.queue.nowMs, (this.crashedAt[d] ?? -Infinity) + s.downMs[0]);
+      this.queue.at(at, () => this.startDaemon(d));
+    }
     const settleBound = this.queue.nowMs + 60_000;
     const settled = () => this.quiet();
     if (!this.run(settleBound, settled)) throw new Error(`not quiet ${settleBound} ms after the final heal\n${this.dumpState()}`);
