@@ -44,14 +44,15 @@
  *    data packet plus 40 bytes, so DatagramBytes may be at most 65 467 here.
  *  - The leader installs the new ring once a rotation shows no recovery packet pending and
  *    aru = seq twice in a row, instead of Spread's rotation counting; members install when
- *    the token says so. Spread's cap of 500 recovery rotations is replaced by the token
- *    loss timeout: recovery that stalls loses the token and starts again.
+ *    the token says so. Spread's cap of 500 recovery rotations is replaced by the "failed to
+ *    receive" rule below, which applies in recovery too.
  *  - A freshly started daemon gathers with only itself in its proc set and forms a ring of
  *    one if nobody answers within GatherTimeout; others merge with it through JOINs. Its
  *    first ring has no transitional configuration. Each incarnation of a daemon carries a
  *    number (its start time in ms) in JOINs and on the commit token, so a restarted daemon
  *    is told apart from a stale JOIN of its previous life.
- *  - A gather lasts at least one JoinTimeout, so daemons starting together form one ring.
+ *  - A gather lasts at least one JoinTimeout (a GatherTimeout when all its daemons just started
+ *    or when it would form a ring of one), so daemons starting together form one ring.
  *  - Merges: the leader of a ring missing configured daemons probes them (a JOIN) every
  *    LookupTimeout; a daemon in op that hears a JOIN, a data packet or a token from a
  *    configured daemon outside its ring (of a ring id it does not remember) gathers.
@@ -871,6 +872,12 @@ export class TotemRing implements Ring {
       case 'op': {
         const cur = this.cur!;
         if (!cur.memberSet.has(sender)) {
+          // It has given up on us for its current gather: answering would only make us give up
+          // on it in turn and spread that to our ring. It probes again once it has a ring.
+          if (j.fail.includes(this.myVid)) {
+            this.count('staleJoins');
+            return;
+          }
           this.enterGather('join', nowMs, sender);
         } else if (cur.incarnations.get(sender) !== j.incarnation) {
           this.enterGather('restart', nowMs, sender);
@@ -952,17 +959,25 @@ export class TotemRing implements Ring {
     const members = this.candidates();
     assert(members.includes(this.myVid), 'I am never in my own fail set');
     for (const vid of members) if (!this.consensus.has(vid)) return;
-    // Let JOINs of daemons starting at the same moment arrive (the join tick checks again);
-    // alone, wait a whole GatherTimeout: daemons started together by hand or by a script
-    // should not each form a ring of one first.
-    if (nowMs < this.gatherStartMs + (members.length === 1 ? this.gatherTimeoutMs : this.joinTimeoutMs)) return;
+    // Let JOINs of daemons starting at the same moment arrive (the join tick checks again).
+    // Alone, or when every one of us just started (a cold start), wait a whole GatherTimeout:
+    // daemons started together by hand or by a script should form one ring, not first rings
+    // of one or two that then merge. A daemon restarting into a running ring merges sooner.
+    const coldStart = members.every((vid) => (vid === this.myVid ? this.old === null : sameRing(this.joinRing.get(vid) ?? NO_RING, NO_RING)));
+    const least = members.length === 1 || coldStart ? this.gatherTimeoutMs : this.joinTimeoutMs;
+    if (nowMs < this.gatherStartMs + least) return;
     if (members[0] !== this.myVid) return; // the representative sends the commit token
     this.formRing(members, nowMs);
   }
 
   private consensusTimeout(nowMs: number): void {
-    this.count('consensusTimeouts');
     const missing = this.candidates().filter((vid) => !this.consensus.has(vid));
+    if (missing.length === 0 && this.candidates()[0] === this.myVid) {
+      // Everyone agreed and we form the ring: we were only waiting for the least gather time.
+      this.checkConsensus(nowMs);
+      if (this.state !== 'gather') return;
+    }
+    this.count('consensusTimeouts');
     for (const vid of missing) {
       this.failSet.add(vid);
       this.count('failedDaemons');
@@ -1455,8 +1470,9 @@ export class TotemRing implements Ring {
     buf.noteTokenAru(t.aru);
     this.deliverCurrent();
 
-    // 9. Failed to receive: my aru stuck below the ring's seq for many visits (nobody can fill the hole).
-    if (this.state === 'op') {
+    // 9. Failed to receive: my aru stuck below the ring's seq for many visits (nobody can fill the
+    //    hole; in recovery, Spread's cap on recovery rotations plays this part).
+    if (this.state === 'op' || this.state === 'recovery') {
       if (seqLt(buf.myAru, t.seq) && buf.myAru === this.stalledAru) {
         if (++this.stalledVisits >= FAIL_TO_RECEIVE_VISITS) this.enterGather('failed to receive', nowMs);
       } else {
