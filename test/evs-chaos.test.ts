@@ -5,9 +5,8 @@
 //   totem  TotemRing itself over simulated datagrams (test/sim/cluster-totem.ts)
 //
 //   npx vitest run test/evs-chaos                          quick sets: CHAOS_SEEDS model seeds
-//                                                          (default 400), TOTEM_SEEDS totem seeds
-//                                                          (default 0 until the ring's membership
-//                                                          is committed; then 40)
+//                                                          (default 300), TOTEM_SEEDS totem seeds
+//                                                          (default 150); 10–20 s together
 //   SEED=<n> [RING=totem] npx vitest run test/evs-chaos    replay one seed (prints its trace)
 //   SOAK_SEEDS=5000 [RING=totem] npx vitest run test/evs-chaos
 //                                                          long soak, seeds FIRST_SEED.. (default 1)
@@ -33,8 +32,8 @@ function seedsFor(ring: RingKind, quickCount: number): number[] {
 }
 
 const RUNS: { ring: RingKind; seeds: number[]; msPerSeed: number }[] = [
-  { ring: 'model', seeds: seedsFor('model', Number(process.env.CHAOS_SEEDS ?? 400)), msPerSeed: 100 },
-  { ring: 'totem', seeds: seedsFor('totem', Number(process.env.TOTEM_SEEDS ?? 0)), msPerSeed: 1000 },
+  { ring: 'model', seeds: seedsFor('model', Number(process.env.CHAOS_SEEDS ?? 300)), msPerSeed: 100 },
+  { ring: 'totem', seeds: seedsFor('totem', Number(process.env.TOTEM_SEEDS ?? 150)), msPerSeed: 200 },
 ];
 
 function runSeed(seed: number, ring: RingKind): { cluster: Cluster; result: ClusterResult } {
