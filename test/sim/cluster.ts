@@ -129,9 +129,8 @@ export interface ClusterScenario {
   chaos: number;
   chaosPhaseMs: number;
   /**
-   * How long a crashed daemon stays down during the chaos phase. TotemRing takes ring
-   * times from wall-clock seconds (bumped above the rings it knows), so a daemon back
-   * within the same second could form a ring with the id its previous life formed.
+   * How long a crashed daemon stays down during the chaos phase. With TotemRing it also
+   * stays down until the clock passed the ring times of its previous life (see crashDaemon).
    */
   downMs: [number, number];
   /** 'model': the EVS ring model (cluster-evs-ring.ts); 'totem': TotemRing over simulated datagrams. */
@@ -257,6 +256,7 @@ export class Cluster {
   private readonly dirty = new Set<number>();
   private readonly tickAt: (number | null)[] = [];
   private readonly crashedAt: number[] = [];
+  private readonly restartNotBefore: number[] = [];
   private nextSession = 1;
   crashes = 0;
   trace: string[] = [];
@@ -323,7 +323,19 @@ export class Cluster {
   }
 
   crashDaemon(d: number): void {
-    if (this.nodes[d] === null) return;
+    const crashed = this.nodes[d];
+    if (crashed === null) return;
+    if (this.scenario.ring === 'totem') {
+      // TotemRing's ring times are wall-clock seconds bumped above the rings it knows; a
+      // new life knows none of its old life's, so it must not come back before the clock
+      // passed them, or it could form a ring id again (and gids would repeat).
+      let latest = 0;
+      for (const node of [crashed, ...this.nodes]) {
+        const membId = node?.ring.status().membId;
+        if (membId !== undefined && membId.procId === this.vids[d]) latest = Math.max(latest, membId.time);
+      }
+      this.restartNotBefore[d] = (latest + 1) * 1000;
+    }
     this.nodes[d] = null;
     this.tickAt[d] = null;
     this.crashedAt[d] = this.queue.nowMs;
@@ -596,7 +608,7 @@ export class Cluster {
         if (roll < 0.25) {
           if (this.nodes.filter((node) => node !== null).length > 1) {
             this.crashDaemon(d);
-            this.queue.at(this.queue.nowMs + downFor, () => this.startDaemon(d));
+            this.queue.at(Math.max(this.queue.nowMs + downFor, this.restartNotBefore[d] ?? 0), () => this.startDaemon(d));
           }
         } else if (roll < 0.75) {
           if (three) this.partition([shuffled.slice(0, 1), shuffled.slice(1, cut + 1), shuffled.slice(cut + 1)].filter((x) => x.length > 0));
@@ -608,7 +620,7 @@ export class Cluster {
     // Final heal: every daemon up, one network; every client connected.
     this.heal();
     for (let d = 0; d < s.daemons; d++) {
-      const at = Math.max(this.queue.nowMs, (this.crashedAt[d] ?? -Infinity) + s.downMs[0]);
+      const at = Math.max(this.queue.nowMs, (this.crashedAt[d] ?? -Infinity) + s.downMs[0], this.restartNotBefore[d] ?? 0);
       this.queue.at(at, () => this.startDaemon(d));
     }
     const settleBound = this.queue.nowMs + 60_000;
