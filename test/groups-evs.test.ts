@@ -44,6 +44,12 @@ function startAlone(cluster: HandCluster, time = 1): void {
   cluster.daemons.forEach((daemon, i) => cluster.regular([i], { procId: daemon.vid, time }, [i]));
 }
 
+/** Clients, each on its daemon, joining `group` there (daemons still alone). */
+function joinAlone(cluster: HandCluster, placement: [string, number][], group: string): void {
+  for (const [client, daemon] of placement) cluster.connect(client, daemon);
+  for (const [client, daemon] of placement) cluster.join([daemon], client, group);
+}
+
 /** One ring of `members` formed from the given previous sides (each side's transitional set). */
 function form(cluster: HandCluster, sides: number[][], membId: { procId: number; time: number }, transTime = membId.time): void {
   for (const side of sides) for (const d of side) cluster.transitional([d], { procId: cluster.vid(side[0]), time: transTime }, side);
@@ -56,12 +62,7 @@ describe('merge (§5.3, §5.5: REG|NETWORK only, vs sets by previous membership)
   it('builds the observed merge message byte for byte', () => {
     const c = new HandCluster(['d1', 'd2'], [D1, D2]);
     startAlone(c);
-    c.connect('al2', 0);
-    c.connect('bo2', 1);
-    c.connect('cy2', 1);
-    c.join([0], 'al2', 'K');
-    c.join([1], 'bo2', 'K');
-    c.join([1], 'cy2', 'K');
+    joinAlone(c, [['al2', 0], ['bo2', 1], ['cy2', 1]], 'K');
     const before = c.daemons[0].outputs.length;
     form(c, [[0], [1]], { procId: D1, time: 1795789630 });
     const writes = c.daemons[0].outputs.slice(before).filter((o) => o.kind === 'write');
@@ -230,12 +231,7 @@ describe('during the state exchange (§7.3, §11.5 GGATHER/GGT)', () => {
   function twoSides(): HandCluster {
     const c = new HandCluster(['d1', 'd2', 'd3']);
     startAlone(c);
-    c.connect('a', 0);
-    c.connect('b', 1);
-    c.connect('c', 2);
-    c.join([0], 'a', 'g');
-    c.join([1], 'b', 'g');
-    c.join([2], 'c', 'g');
+    joinAlone(c, [['a', 0], ['b', 1], ['c', 2]], 'g');
     return c;
   }
 
