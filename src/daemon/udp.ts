@@ -19,7 +19,8 @@
  *   await t.close();
  *
  * Rules kept here (§11.1): data, HELLO, HURRY and acks go to a daemon's segment
- * port, tokens to port + 1. By default 'all' is sent as one unicast per other
+ * port, tokens to port + 1, and so do the membership packets (COMMIT, and JOIN when
+ * 'all' is sent by unicast), which must not queue behind data. By default 'all' is sent as one unicast per other
  * daemon (works on any network, and lets 127.0.0.1/.2/.3 share a port on one
  * host); `mode: 'segment'` sends 'all' once to our segment's first address
  * (broadcast or multicast; also bound, with reuseAddr, to receive it) and by
@@ -262,7 +263,10 @@ export class UdpRingLink {
   send(packet: OutboundPacket): void {
     const socket = this.dataSocket;
     if (socket === null) return;
-    const token = peekType(packet.bytes) === PacketType.TOKEN;
+    // The token port also carries membership packets (unicast only: the segment address is not
+    // bound on port + 1), so that they do not wait behind a receive buffer full of data.
+    const type = peekType(packet.bytes);
+    const token = type === PacketType.TOKEN || type === PacketType.COMMIT || (type === PacketType.JOIN && this.segmentAddress === null);
     if (packet.to === 'all') {
       for (const target of this.allTargets) this.sendTo(socket, packet.bytes, target, token);
       return;
