@@ -224,7 +224,7 @@ describe('parser: parameters and defaults', () => {
       timeouts: LAN_TIMEOUTS,
     });
     expect(LAN_TIMEOUTS).toEqual({
-      tokenMs: 500, hurryMs: 150, aliveMs: 250, joinMs: 100, repMs: 625, segMs: 500, gatherMs: 300, formMs: 300, lookupMs: 1000,
+      tokenMs: 400, hurryMs: 120, aliveMs: 250, joinMs: 50, repMs: 625, segMs: 500, gatherMs: 200, formMs: 200, lookupMs: 1000,
     });
     expect(WAN_TIMEOUTS).toEqual({
       tokenMs: 5000, hurryMs: 1500, aliveMs: 250, joinMs: 250, repMs: 1250, segMs: 500, gatherMs: 2500, formMs: 2500, lookupMs: 45000,

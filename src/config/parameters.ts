@@ -38,8 +38,8 @@ export const MAX_DATAGRAM_BYTES = 65507;
  * tspread's ring (no SEG/REPRESENTED states) and keep Spread's values.
  */
 export const LAN_TIMEOUTS: Readonly<MembershipTimeouts> = {
-  tokenMs: 500, hurryMs: 150, aliveMs: 250, joinMs: 100, repMs: 625,
-  segMs: 500, gatherMs: 300, formMs: 300, lookupMs: 1000,
+  tokenMs: 400, hurryMs: 120, aliveMs: 250, joinMs: 50, repMs: 625,
+  segMs: 500, gatherMs: 200, formMs: 200, lookupMs: 1000,
 };
 /** Spread's WAN defaults (§8.5), kept: round trips across segments are not a LAN's. */
 export const WAN_TIMEOUTS: Readonly<MembershipTimeouts> = {

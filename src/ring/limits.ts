@@ -43,15 +43,15 @@ export const SEND_QUEUE_BYTES_DEFAULT = 8 * 1024 * 1024;
  * tspread's own, shorter than Spread's §8.5 LAN defaults (see docs/configuration.md).
  */
 /** No token for this long: token loss, membership starts (Spread's TokenTimeout). */
-export const TOKEN_TIMEOUT_MS_DEFAULT = 500;
+export const TOKEN_TIMEOUT_MS_DEFAULT = 400;
 /** HURRY re-send period, and the period of the idle ring's heartbeat rotation. */
-export const HURRY_TIMEOUT_MS_DEFAULT = 150;
+export const HURRY_TIMEOUT_MS_DEFAULT = 120;
 /** Period of JOIN messages in gather; also the least time a gather lasts before a ring forms. */
-export const JOIN_TIMEOUT_MS_DEFAULT = 100;
+export const JOIN_TIMEOUT_MS_DEFAULT = 50;
 /** Consensus timeout: daemons that did not agree within it are declared failed. */
-export const GATHER_TIMEOUT_MS_DEFAULT = 300;
+export const GATHER_TIMEOUT_MS_DEFAULT = 200;
 /** Loss timeout of the commit (form) token. */
-export const FORM_TIMEOUT_MS_DEFAULT = 300;
+export const FORM_TIMEOUT_MS_DEFAULT = 200;
 /** Period of probes from an incomplete ring's leader to the configured daemons outside it. */
 export const LOOKUP_TIMEOUT_MS_DEFAULT = 1000;
 
@@ -62,6 +62,12 @@ export const LOOKUP_TIMEOUT_MS_DEFAULT = 1000;
  * the second confirms it over a rotation in which nothing was sent.
  */
 export const RECOVERY_QUIET_VISITS = 2;
+
+/**
+ * When a timer fires more than TokenTimeout/4 late, this daemon was stalled: its loss timers
+ * (token, consensus, form) wait this much longer, so that what arrived meanwhile is read first.
+ */
+export const STALL_GRACE_MS = 10;
 
 /** Ring ids remembered (installed or formed here): packets stamped with one of them are stale. */
 export const RING_HISTORY_MAX = 32;

@@ -113,6 +113,7 @@ import {
   SEND_QUEUE_BYTES_DEFAULT,
   SEND_QUEUE_MESSAGES_DEFAULT,
   SEQ_GAP_MAX,
+  STALL_GRACE_MS,
   TOKEN_TIMEOUT_MS_DEFAULT,
   WINDOW_DEFAULT,
   WINDOW_MAX,
@@ -288,7 +289,8 @@ type CounterName =
   | 'gatherFailedToReceive'
   | 'gatherFormTimeout'
   | 'commitEnters'
-  | 'recoveryEnters';
+  | 'recoveryEnters'
+  | 'lateTicks';
 
 const COUNTER_NAMES: readonly CounterName[] = [
   'malformed', 'foreignHash', 'unknownSender', 'foreignRing', 'staleRing', 'duplicateData', 'outOfWindow',
@@ -296,7 +298,7 @@ const COUNTER_NAMES: readonly CounterName[] = [
   'hurryReceived', 'badFragments', 'joinsSent', 'joinsReceived', 'staleJoins', 'probesSent', 'consensusTimeouts',
   'failedDaemons', 'commitTokens', 'commitMismatch', 'lateOldPackets', 'recoveryPacketsSent', 'recoveredPackets',
   'installs', 'gatherStart', 'gatherTokenLoss', 'gatherForeignMessage', 'gatherJoin', 'gatherRestart',
-  'gatherFailedToReceive', 'gatherFormTimeout', 'commitEnters', 'recoveryEnters',
+  'gatherFailedToReceive', 'gatherFormTimeout', 'commitEnters', 'recoveryEnters', 'lateTicks',
 ];
 
 export function ringKey(id: MembershipId): string {
@@ -590,8 +592,25 @@ export class TotemRing implements Ring {
   }
 
   tick(nowMs: number): void {
+    if (this.solo) {
+      this.lastNowMs = nowMs;
+      return;
+    }
+    // A timer that fires much later than due means this process was stalled (CPU starvation,
+    // a long synchronous task): to the others that looks like a lost token. Say so.
+    // Its own loss timers then fire at once, though the token or the JOINs they wait for may be
+    // sitting in the socket, unread: give the adapter STALL_GRACE_MS to read them first.
+    const due = this.nextDeadlineMs();
+    const stalled = due !== null && due > this.lastNowMs && nowMs - due > this.tokenTimeoutMs / 4;
+    if (stalled) {
+      this.count('lateTicks');
+      this.note(nowMs, `timer ${Math.round(nowMs - due)} ms late (the process was stalled)`);
+      const grace = nowMs + STALL_GRACE_MS;
+      if (this.consensusAtMs !== null && nowMs >= this.consensusAtMs) this.consensusAtMs = grace;
+      if (this.formAtMs !== null && nowMs >= this.formAtMs) this.formAtMs = grace;
+      if (this.tokenLossAtMs !== null && nowMs >= this.tokenLossAtMs) this.tokenLossAtMs = grace;
+    }
     this.lastNowMs = nowMs;
-    if (this.solo) return;
     if (this.state === 'gather') {
       if (this.consensusAtMs !== null && nowMs >= this.consensusAtMs) this.consensusTimeout(nowMs);
       if (this.state === 'gather' && this.joinAtMs !== null && nowMs >= this.joinAtMs) {
@@ -786,9 +805,16 @@ export class TotemRing implements Ring {
       this.procSet.clear();
       this.failSet.clear();
       for (const vid of cur.members) this.procSet.add(vid);
-    } else if (from === 'recovery') {
-      assert(this.cur !== null, 'recovery has a ring');
-      this.rememberRing(this.cur.membId, this.buf);
+    } else {
+      if (from === 'recovery') {
+        assert(this.cur !== null, 'recovery has a ring');
+        this.rememberRing(this.cur.membId, this.buf);
+      }
+      // A new attempt starts from the daemons we still believe in, with an empty fail set: a
+      // fail set carried from attempt to attempt (a daemon that never gets to install) would
+      // spread to every daemon that hears our JOINs and keep splitting rings that could merge.
+      for (const vid of this.failSet) this.procSet.delete(vid);
+      this.failSet.clear();
     }
     this.note(nowMs, `gather (${reason}) from ${from}${trigger === undefined ? '' : `, daemon ${trigger}`}`);
     this.state = 'gather';
