@@ -5,6 +5,8 @@
 //    client that disconnects and comes back can see the same gids again, with other
 //    member lists or another cause.
 //  - a leave asked for after a join whose view has not arrived yet is not a no-op.
+//  - an emptied group that reaches the same gid and member list again, while an
+//    installer of each incarnation left no record of it, is two instances, not one.
 import { describe, expect, it } from 'vitest';
 import { checkEvs, ClientLogCollection, formatViolations } from '../src/checker/index.js';
 
@@ -75,5 +77,36 @@ describe('a leave asked for before the join view arrives', () => {
 
   it('a leave before the join was a no-op: that send must come back', () => {
     expect(joinThenLeave(true).map((v) => v.property)).toContain('self-delivery');
+  });
+});
+
+describe('the same gid and member list in two incarnations, each with a silent installer', () => {
+  it('is not one view: a message from the first life of a name is not owed to its second', () => {
+    const logs = new ClientLogCollection();
+    const p = logs.open({ privateGroup: '#p#d1', daemon: 'd1' });
+    const q = logs.open({ privateGroup: '#q#d2', daemon: 'd2' });
+    // Incarnation A: p, then q joins; q sends a SAFE message and closes before reading anything.
+    p.joinRequested('g');
+    p.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(1), members: ['#p#d1'], vsSet: ['#p#d1'] });
+    q.joinRequested('g');
+    const m = q.sent({ service: 'safe', groups: ['g'] });
+    q.closed('client closed the socket');
+    p.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(2), members: ['#p#d1', '#q#d2'], vsSet: ['#q#d2'] });
+    p.delivered({ id: m, sender: '#q#d2', service: 'safe', groups: ['g'] });
+    p.membership({ kind: 'regular', group: 'g', cause: 'disconnect', gid: gid(3), members: ['#p#d1'], vsSet: ['#q#d2'] });
+    p.leaveRequested('g');
+    p.membership({ kind: 'self-leave', group: 'g' });
+    p.closed('client disconnect');
+    // Incarnation B: q's next session, then p's next session joins and closes unread.
+    const q2 = logs.open({ privateGroup: '#q#d2', daemon: 'd2' });
+    q2.joinRequested('g');
+    q2.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(1), members: ['#q#d2'], vsSet: ['#q#d2'] });
+    const p2 = logs.open({ privateGroup: '#p#d1', daemon: 'd1' });
+    p2.joinRequested('g');
+    p2.closed('client closed the socket');
+    q2.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(2), members: ['#p#d1', '#q#d2'], vsSet: ['#p#d1'] });
+    q2.membership({ kind: 'regular', group: 'g', cause: 'disconnect', gid: gid(3), members: ['#q#d2'], vsSet: ['#p#d1'] });
+    const violations = checkEvs(logs.logs(), { expectQuiescent: true });
+    expect(violations, formatViolations(violations)).toEqual([]);
   });
 });

@@ -599,16 +599,15 @@ class EvsChecker {
       const counts = new Set([...perSession.values()].map((list) => list.length));
       if (counts.size === 1) {
         const count = [...counts][0];
-        for (let ordinal = 0; ordinal < count; ordinal++) {
-          const instance = this.instances.length;
-          const members: ViewOccurrence[] = [];
-          for (const list of perSession.values()) {
-            list[ordinal].instance = instance;
-            members.push(list[ordinal]);
+        const paired = Array.from({ length: count }, (_, ordinal) => [...perSession.values()].map((list) => list[ordinal]));
+        if (paired.every((members) => !mixesIncarnations(members))) {
+          for (const members of paired) {
+            const instance = this.instances.length;
+            for (const view of members) view.instance = instance;
+            this.instances.push(members);
           }
-          this.instances.push(members);
+          continue;
         }
-        continue;
       }
       // Ambiguous: union occurrences that share a delivered message.
       const parent = occurrences.map((_, index) => index);
@@ -1073,6 +1072,30 @@ function deliveredSetOf(view: ViewOccurrence): Set<string> {
 
 function mergeClock(into: Int32Array, from: Int32Array): void {
   for (let k = 0; k < into.length; k++) if (from[k] > into[k]) into[k] = from[k];
+}
+
+/**
+ * True when occurrences paired as one view instance cannot be one: an occurrence
+ * delivered, in that view, a message sent by one session of a private group while
+ * another session of that group is an installer. The installer is the group's member
+ * in the view, and another session of the same name lived wholly before or after it:
+ * its messages are ordered before its kill, hence before the next session's join, and
+ * a kill ends every view its session was in. (Pairing by ordinal goes wrong this way
+ * when an emptied group reached the same gid and member list again while an installer
+ * of the first incarnation left no record of it.)
+ */
+function mixesIncarnations(members: readonly ViewOccurrence[]): boolean {
+  const installer = new Map<string, Session>();
+  for (const view of members) installer.set(view.session.privateGroup, view.session);
+  for (const view of members) {
+    for (const delivery of view.delivered) {
+      const sender = delivery.sent?.session;
+      if (sender === undefined) continue;
+      const other = installer.get(sender.privateGroup);
+      if (other !== undefined && other !== sender) return true;
+    }
+  }
+  return false;
 }
 
 function instanceKey(view: ViewOccurrence): string {
