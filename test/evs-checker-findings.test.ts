@@ -6,7 +6,8 @@
 //    member lists or another cause.
 //  - a leave asked for after a join whose view has not arrived yet is not a no-op.
 //  - an emptied group that reaches the same gid and member list again, while an
-//    installer of each incarnation left no record of it, is two instances, not one.
+//    installer of each incarnation left no record of it, is two instances, not one;
+//    and member lists of such incarnations are no disagreement.
 import { describe, expect, it } from 'vitest';
 import { checkEvs, ClientLogCollection, formatViolations } from '../src/checker/index.js';
 
@@ -107,6 +108,31 @@ describe('the same gid and member list in two incarnations, each with a silent i
     q2.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(2), members: ['#p#d1', '#q#d2'], vsSet: ['#p#d1'] });
     q2.membership({ kind: 'regular', group: 'g', cause: 'disconnect', gid: gid(3), members: ['#q#d2'], vsSet: ['#p#d1'] });
     const violations = checkEvs(logs.logs(), { expectQuiescent: true });
+    expect(violations, formatViolations(violations)).toEqual([]);
+  });
+});
+
+describe('member lists of one gid in two incarnations, named by reconnected clients that recorded nothing', () => {
+  it('are not a disagreement', () => {
+    const logs = new ClientLogCollection();
+    const q = logs.open({ privateGroup: '#q#d2', daemon: 'd2' });
+    q.joinRequested('g');
+    q.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(1), members: ['#q#d2'], vsSet: ['#q#d2'] });
+    const p = logs.open({ privateGroup: '#p#d1', daemon: 'd1' }); // joins, records nothing
+    p.joinRequested('g');
+    p.closed('client closed the socket');
+    q.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(2), members: ['#p#d1', '#q#d2'], vsSet: ['#p#d1'] });
+    q.closed('client disconnect');
+    // The group empties; a new incarnation under the same membership id.
+    const q2 = logs.open({ privateGroup: '#q#d2', daemon: 'd2' }); // a member, records nothing
+    q2.closed('client closed the socket');
+    const s = logs.open({ privateGroup: '#s#d3', daemon: 'd3' });
+    s.joinRequested('g');
+    s.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(1), members: ['#q#d2', '#s#d3'], vsSet: ['#s#d3'] });
+    const p2 = logs.open({ privateGroup: '#p#d1', daemon: 'd1' });
+    p2.joinRequested('g');
+    for (const r of [p2, s]) r.membership({ kind: 'regular', group: 'g', cause: 'join', gid: gid(2), members: ['#p#d1', '#q#d2', '#s#d3'], vsSet: ['#p#d1'] });
+    const violations = checkEvs(logs.logs()).filter((v) => v.property === 'view-agreement');
     expect(violations, formatViolations(violations)).toEqual([]);
   });
 });

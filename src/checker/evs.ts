@@ -695,6 +695,17 @@ class EvsChecker {
    * list and neither installed the other's list (had they lived through both
    * incarnations, they would have installed both).
    */
+  private sessionCounts: Map<string, number> | undefined;
+
+  /** Sessions of `privateGroup` in the run. */
+  private sessionsOf(privateGroup: string): number {
+    if (this.sessionCounts === undefined) {
+      this.sessionCounts = new Map();
+      for (const session of this.sessions) this.sessionCounts.set(session.privateGroup, (this.sessionCounts.get(session.privateGroup) ?? 0) + 1);
+    }
+    return this.sessionCounts.get(privateGroup) ?? 0;
+  }
+
   private reportMemberDisagreement(variants: ViewOccurrence[][]): void {
     const installedLists = new Map<Session, Set<number>>();
     variants.forEach((list, variant) => {
@@ -704,19 +715,14 @@ class EvsChecker {
         set.add(variant);
       }
     });
-    // A name in a list stands for the witness only if no other session of that
-    // private group (a reconnected client) installed that list: otherwise the name may
-    // be that other session's, in another incarnation of the group.
-    const sessionsByName = new Map<string, Session[]>();
-    for (const session of installedLists.keys()) {
-      const list = sessionsByName.get(session.privateGroup);
-      if (list === undefined) sessionsByName.set(session.privateGroup, [session]);
-      else list.push(session);
-    }
+    // A name in a list stands for the witness only if the witness is the only session
+    // of that private group in the run: otherwise the name may be another session's (a
+    // reconnected client, possibly one that recorded nothing of the group), in another
+    // incarnation of the group.
     const namedIn = (view: ViewOccurrence, list: readonly string[], variant: number): boolean =>
       list.includes(view.session.privateGroup) &&
       !installedLists.get(view.session)?.has(variant) &&
-      (sessionsByName.get(view.session.privateGroup) ?? []).every((other) => other === view.session || !installedLists.get(other)?.has(variant));
+      this.sessionsOf(view.session.privateGroup) === 1;
     for (let i = 0; i < variants.length; i++) {
       for (let j = i + 1; j < variants.length; j++) {
         const listI = variants[i][0].members;
