@@ -564,6 +564,9 @@ export class TotemRing implements Ring {
       }
       switch (packet.type) {
         case PacketType.DATA:
+          // Ring traffic shows the token is alive (only its holder sends): Spread's rule. A daemon
+          // busy reading a burst of data must not declare the token lost while it queues behind it.
+          if (this.tokenLossAtMs !== null) this.tokenLossAtMs = nowMs + this.tokenTimeoutMs;
           this.onData(packet);
           return;
         case PacketType.TOKEN:
