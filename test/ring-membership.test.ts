@@ -198,6 +198,35 @@ describe('EVS recovery', () => {
   });
 });
 
+describe('a stalled daemon', () => {
+  it('stalled for less than TokenTimeout: no membership change (it reads the token before declaring it lost)', () => {
+    const { sim, checker } = cluster(12, 3);
+    traffic(sim, checker, sim.nowMs + 100);
+    const changes = checker.configurationChanges;
+    for (let round = 0; round < 5; round++) {
+      sim.pause(1, sim.nowMs + TOKEN_TIMEOUT_MS_DEFAULT * 0.8);
+      traffic(sim, checker, sim.nowMs + 1_000);
+    }
+    expect(checker.configurationChanges).toBe(changes);
+    expect(sim.nodes[1].ring!.diagnostics().counters.lateTicks).toBeGreaterThan(0);
+    expect(sim.nodes[1].ring!.diagnostics().log.some((l) => l.text.includes('ms late (the process was stalled)'))).toBe(true);
+    expect(checker.settled() || sim.run(sim.nowMs + 2_000, checker.poll(() => checker.settled()))).toBe(true);
+    checker.checkFinal();
+  });
+
+  it('stalled for longer: the others go on without it, and it merges back when it wakes', () => {
+    const { sim, checker } = cluster(13, 3);
+    traffic(sim, checker, sim.nowMs + 100);
+    sim.pause(2, sim.nowMs + 2_000);
+    traffic(sim, checker, sim.nowMs + 1_500);
+    expect(lastRegular(sim.nodes[0]).members).toEqual(sim.vids.slice(0, 2));
+    traffic(sim, checker, sim.nowMs + 2_000);
+    expect(sim.run(sim.nowMs + 3_000, checker.poll(() => checker.settled()))).toBe(true);
+    expect(lastRegular(sim.nodes[2]).members).toEqual(sim.vids);
+    checker.checkFinal();
+  });
+});
+
 describe('robustness', () => {
   it('packets of an earlier ring arriving late are ignored, not taken for a foreign ring', () => {
     const { sim, checker } = cluster(10, 3);

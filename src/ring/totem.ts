@@ -60,6 +60,9 @@
  *    membership at 2^30. A ring whose aru has not moved for FAIL_TO_RECEIVE_VISITS visits
  *    while packets are missing gathers ("failed to receive"), so a packet nobody can
  *    retransmit becomes an EVS hole instead of stalling the ring forever.
+ *  - A daemon whose timer fires more than TokenTimeout/4 late (it was stalled) logs it and
+ *    gives its loss timers STALL_GRACE_MS more, so that it reads what arrived meanwhile
+ *    (perhaps the token) before it declares a loss.
  *  - Token retransmission: the forwarder re-sends its last token every
  *    `tokenRetransmitMs` (default HurryTimeout / 5) until it sees a newer token or a TOKEN_ACK (Totem style;
  *    Spread only lets the leader re-send after HurryTimeout). Duplicates are
@@ -603,11 +606,13 @@ export class TotemRing implements Ring {
     // a long synchronous task): to the others that looks like a lost token. Say so.
     // Its own loss timers then fire at once, though the token or the JOINs they wait for may be
     // sitting in the socket, unread: give the adapter STALL_GRACE_MS to read them first.
+    // (Late since it was due, or since our last input if that came later: we were running then.)
     const due = this.nextDeadlineMs();
-    const stalled = due !== null && due > this.lastNowMs && nowMs - due > this.tokenTimeoutMs / 4;
+    const lateMs = due === null ? 0 : nowMs - Math.max(due, this.lastNowMs);
+    const stalled = lateMs > this.tokenTimeoutMs / 4;
     if (stalled) {
       this.count('lateTicks');
-      this.note(nowMs, `timer ${Math.round(nowMs - due)} ms late (the process was stalled)`);
+      this.note(nowMs, `timer ${Math.round(lateMs)} ms late (the process was stalled)`);
       const grace = nowMs + STALL_GRACE_MS;
       if (this.consensusAtMs !== null && nowMs >= this.consensusAtMs) this.consensusAtMs = grace;
       if (this.formAtMs !== null && nowMs >= this.formAtMs) this.formAtMs = grace;

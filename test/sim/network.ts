@@ -111,6 +111,8 @@ export interface SimNode {
   backlog: { payload: Uint8Array; safe: boolean }[];
   /** Every incarnation ever started here, oldest first (the last one may be running). */
   incarnations: TotemRing[];
+  /** While > now, the node is stalled (see Simulator.pause); 0 when it is not. */
+  pausedUntilMs: number;
 }
 
 export class Simulator {
@@ -155,6 +157,7 @@ export class Simulator {
       events: [],
       backlog: [],
       incarnations: [],
+      pausedUntilMs: 0,
     }));
   }
 
@@ -205,10 +208,20 @@ export class Simulator {
     const top = this.queue.peek();
     if (top !== undefined) next = top.atMs;
     for (const node of this.nodes) {
-      const at = node.ring === null ? node.startAtMs : node.ring.nextDeadlineMs();
+      let at = node.ring === null ? node.startAtMs : node.ring.nextDeadlineMs();
+      if (at !== null && node.pausedUntilMs > this.nowMs) at = Math.max(at, node.pausedUntilMs);
       if (at !== null && (next === null || at < next)) next = at;
     }
     return next;
+  }
+
+  /**
+   * The node's process stalls until `untilMs` (CPU starvation, a long synchronous task): it
+   * neither reads datagrams (they wait, as in a socket buffer) nor runs timers. When it wakes,
+   * its timers fire first, then it reads what arrived, as in Node's event loop.
+   */
+  pause(index: number, untilMs: number): void {
+    this.nodes[index].pausedUntilMs = Math.max(this.nodes[index].pausedUntilMs, untilMs);
   }
 
   /** Runs until `untilMs` or `done()` holds (checked after every step), within `stepsMax` steps. */
@@ -235,18 +248,33 @@ export class Simulator {
         return;
       }
     }
+    for (const node of this.nodes) {
+      // Just woke up from a pause: timers first.
+      if (node.pausedUntilMs === 0 || node.pausedUntilMs > this.nowMs) continue;
+      node.pausedUntilMs = 0;
+      const at = node.ring?.nextDeadlineMs() ?? null;
+      if (node.ring !== null && at !== null && at <= this.nowMs) {
+        node.ring.tick(this.nowMs);
+        this.drain(node);
+        return;
+      }
+    }
     const top = this.queue.peek();
     if (top !== undefined && top.atMs <= this.nowMs) {
       this.queue.pop();
       const node = this.nodes[top.to];
       if (node.ring === null) return; // not started yet: the datagram is lost
+      if (node.pausedUntilMs > this.nowMs) {
+        this.queue.push({ ...top, atMs: node.pausedUntilMs, order: this.order++ });
+        return;
+      }
       node.ring.receive(top.bytes, this.nowMs);
       this.drain(node);
       return;
     }
     for (const node of this.nodes) {
       const ring = node.ring;
-      if (ring === null) continue;
+      if (ring === null || node.pausedUntilMs > this.nowMs) continue;
       const at = ring.nextDeadlineMs();
       if (at !== null && at <= this.nowMs) {
         ring.tick(this.nowMs);
