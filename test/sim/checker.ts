@@ -300,7 +300,7 @@ export class Checker {
     let k: string | null = null;
     for (const node of this.sim.nodes) {
       const ring = node.ring;
-      if (ring === null || node.backlog.length > 0 || ring.pendingCount() > 0) return false;
+      if (ring === null || node.backlog.length > 0 || ring.pendingCount() > 0 || node.pausedUntilMs > this.sim.nowMs) return false;
       const inc = this.incarnations.get(ring);
       const c = inc?.configs.at(-1);
       if (c === undefined || inc!.inTransition || c.members.length !== this.sim.nodes.length) return false;

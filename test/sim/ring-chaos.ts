@@ -1,7 +1,8 @@
 /**
  * Ring chaos (VOPR style): one seed draws the cluster, the network faults, the
  * timeouts and a schedule of crashes (a node stops; it may restart later as a fresh
- * daemon with its state lost), partitions into components and heals, while a
+ * daemon with its state lost), stalls (a node's process pauses, shorter or longer than
+ * TokenTimeout), partitions into components and heals, while a
  * workload submits AGREED and SAFE messages at random nodes. The checker
  * (checker.ts) checks EVS online. Then liveness mode: the network heals, loss and
  * duplication stop, every crashed node restarts, and within LIVENESS_BOUND_MS all
@@ -18,7 +19,8 @@ export type ChaosAction =
   | { atMs: number; kind: 'crash'; node: number }
   | { atMs: number; kind: 'restart'; node: number }
   | { atMs: number; kind: 'partition'; components: number[][] }
-  | { atMs: number; kind: 'heal' };
+  | { atMs: number; kind: 'heal' }
+  | { atMs: number; kind: 'stall'; node: number; ms: number };
 
 export interface ChaosScenario {
   seed: number;
@@ -90,7 +92,10 @@ export function drawChaos(seed: number): ChaosScenario {
   for (let atMs = r.int(200, 1500); atMs < chaosMs; atMs += r.int(50, 1500)) {
     const u = r.float();
     const down = [...Array(nodes).keys()].filter((i) => !up.has(i));
-    if (u < 0.3 && up.size > 1) {
+    if (r.chance(0.15)) {
+      // A stalled process (CPU starvation, a long task): shorter or longer than TokenTimeout.
+      scenario.actions.push({ atMs, kind: 'stall', node: r.int(0, nodes - 1), ms: r.pick([50, 200, 350, 600, 1500]) });
+    } else if (u < 0.3 && up.size > 1) {
       const node = r.pick([...up]);
       up.delete(node);
       scenario.actions.push({ atMs, kind: 'crash', node });
@@ -115,7 +120,7 @@ export function drawChaos(seed: number): ChaosScenario {
 export function describeChaos(s: ChaosScenario): string {
   const n = s.node;
   const actions = s.actions
-    .map((a) => `${a.atMs}:${a.kind}${a.kind === 'crash' || a.kind === 'restart' ? ` ${a.node}` : a.kind === 'partition' ? ` ${a.components.map((c) => c.join('')).join('|')}` : ''}`)
+    .map((a) => `${a.atMs}:${a.kind}${a.kind === 'crash' || a.kind === 'restart' ? ` ${a.node}` : a.kind === 'stall' ? ` ${a.node} ${a.ms}ms` : a.kind === 'partition' ? ` ${a.components.map((c) => c.join('')).join('|')}` : ''}`)
     .join(' ');
   return (
     `nodes=${s.nodes} loss=${s.faults.loss} dup=${s.faults.duplicate} delay=${s.faults.delayMs}+${s.faults.jitterMs}ms ` +
@@ -166,6 +171,7 @@ function runChaosPhases(scenario: ChaosScenario, sim: Simulator, checker: Checke
       if (a.kind === 'crash') sim.crash(a.node);
       else if (a.kind === 'restart') sim.restart(a.node);
       else if (a.kind === 'partition') sim.partition(a.components);
+      else if (a.kind === 'stall') sim.pause(a.node, sim.nowMs + a.ms);
       else sim.heal();
     },
   }));
@@ -182,7 +188,8 @@ function runChaosPhases(scenario: ChaosScenario, sim: Simulator, checker: Checke
     sim.run(step.atMs);
     step.run();
   }
-  sim.run(t0 + scenario.chaosMs);
+  // Stalls still running end first (a stalled node would look converged to the checker).
+  sim.run(Math.max(t0 + scenario.chaosMs, ...sim.nodes.map((n) => n.pausedUntilMs)));
 
   // Liveness mode: a healed, lossless network and every node up.
   const healAtMs = sim.nowMs;
