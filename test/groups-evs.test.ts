@@ -258,7 +258,7 @@ describe('during the state exchange (§7.3, §11.5 GGATHER/GGT)', () => {
     expectClean(c);
   });
 
-  it('a new configuration before the reports complete: held messages go to the old views, the exchange starts over', () => {
+  it('a new configuration before the reports complete: held messages go to the old views (after any TRANSITION), the exchange starts over', () => {
     const c = twoSides();
     const all = startMerge(c);
     // d1's report and a message of a's are ordered; then d3 partitions away.
@@ -353,6 +353,39 @@ describe('during the state exchange (§7.3, §11.5 GGATHER/GGT)', () => {
     expect(gidB.procId).toBe(c.vid(1));
     c.settle(both);
     expect(memberships(c, 'a', 'g').at(-1)!.vsSets).toEqual([['#a#d1'], ['#b#d2']]);
+    expectClean(c);
+  });
+
+  it('an exchange abandoned here but completed elsewhere: what it held comes after the old views\' TRANSITION', () => {
+    const c = new HandCluster(['d1', 'd2', 'd3', 'd4']);
+    startAlone(c);
+    form(c, [[0], [1], [2]], { procId: c.vid(0), time: 3 });
+    joinAlone(c, [['a', 0]], 'g');
+    c.connect('b', 1);
+    c.join([0, 1, 2], 'b', 'g');
+    c.join([0, 1, 2], 'a', 'g');
+    // d4 merges in; d1's report is ordered, then a SAFE message of b's (held everywhere).
+    c.transitional([0, 1, 2], { procId: c.vid(0), time: 4 }, [0, 1, 2]);
+    c.transitional([3], { procId: c.vid(3), time: 4 }, [3]);
+    const all = [0, 1, 2, 3];
+    c.regular(all, { procId: c.vid(0), time: 4 }, all);
+    for (const payload of c.daemons[0].pending.splice(0)) c.deliver(all, c.vid(0), payload);
+    c.multicast(all, 'b', ['g'], 'safe');
+    // d1 is cut off before d4's report; d2–d4 still get it in their transitional period.
+    c.transitional([0], { procId: c.vid(0), time: 5 }, [0]);
+    c.transitional([1, 2, 3], { procId: c.vid(1), time: 5 }, [1, 2, 3]);
+    for (const payload of c.daemons[3].pending.splice(0)) c.deliver([1, 2, 3], c.vid(3), payload);
+    expect(c.daemons[1].layer.exchangesCompleted).toBe(2);
+    c.regular([0], { procId: c.vid(0), time: 5 }, [0]);
+    c.regular([1, 2, 3], { procId: c.vid(1), time: 5 }, [1, 2, 3]);
+    expect(c.daemons[0].layer.exchangesAbandoned).toBe(1);
+    const a = c.client('a').received;
+    const signal = a.findIndex((m) => m.kind === 'membership' && m.cause === 'transition');
+    const data = a.findIndex((m) => m.kind === 'data');
+    expect(signal).toBeGreaterThan(0);
+    expect(data).toBeGreaterThan(signal);
+    c.settle([1, 2, 3]);
+    form(c, [[0], [1, 2, 3]], { procId: c.vid(0), time: 7 });
     expectClean(c);
   });
 

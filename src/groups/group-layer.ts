@@ -41,9 +41,10 @@
  *   - a transitional configuration during the exchange (GGT) is held like the rest:
  *     GROUPS messages of R still count (every daemon of that transitional configuration
  *     delivered the same messages of R, so all complete or none). If the next regular
- *     configuration comes first, the exchange is abandoned: the held events are applied
- *     to the pre-exchange state (synced-set semantics above) and the next regular
- *     configuration starts over.
+ *     configuration comes first, the exchange is abandoned: the transitional
+ *     configuration and then the held deliveries are applied to the pre-exchange state
+ *     (synced-set semantics above; the deliveries are clean-up messages of the old
+ *     views) and the next regular configuration starts over.
  */
 import { ENDIAN_MARKER, GROUP_NAME_BYTES, HEADER_BYTES, ServiceType } from '../protocol/constants.js';
 import type { GroupId } from '../protocol/membership.js';
@@ -166,8 +167,6 @@ export class GroupLayer {
   private exchange: Exchange | null = null;
   /** Events held back while the exchange runs: deliveries and a transitional configuration. */
   private held: RingEvent[] = [];
-  /** While applying what an abandoned exchange held: the id for groups created then. */
-  private creationId: MembershipId | null = null;
   state: GroupLayerState = 'gop';
   /** Data messages delivered (each once, whatever the recipients) and their frame bytes. */
   messagesDelivered = 0;
@@ -313,7 +312,6 @@ export class GroupLayer {
     this.membId = { ...membId };
     this.daemons = [...members];
     this.trans = null;
-    this.creationId = null;
     this.synced = synced;
     for (const group of this.sortedGroups()) {
       if (group.members.every((member) => synced.has(member.vid))) continue;
@@ -442,18 +440,23 @@ export class GroupLayer {
     for (const event of held) this.apply(event, out);
   }
 
-  /** The configuration changed again before the exchange completed: apply what was held to the old state. */
+  /**
+   * The configuration changed again before the exchange completed: apply what was held
+   * to the old state, the transitional configuration first. Daemons of the exchange's
+   * ring that did complete it delivered these messages in the merged views; here they
+   * become clean-up messages of the old views (after their TRANSITION_MESS), never
+   * messages of a view those daemons' members left without them. Groups created now
+   * take the transitional id, which belongs to this synced set (the ring's id is shared
+   * with other synced sets, whose group states differ).
+   */
   private abandonExchange(out: GroupOutput[]): void {
-    const exchange = this.exchange as Exchange;
     this.exchange = null;
     this.state = 'gop';
     this.exchangesAbandoned += 1;
-    // The ring's id is shared with daemons of other synced sets, whose group states
-    // differ: a group created now takes an id of this synced set's own.
-    this.creationId = { procId: this.sortDaemons([...this.synced])[0], time: (exchange.membId.time | TRANSITIONAL_TIME_BIT) >>> 0 };
     const held = this.held;
     this.held = [];
-    for (const event of held) this.apply(event, out);
+    for (const event of held) if (event.kind === 'transitional') this.apply(event, out);
+    for (const event of held) if (event.kind !== 'transitional') this.apply(event, out);
   }
 
   /**
@@ -740,7 +743,7 @@ export class GroupLayer {
   }
 
   private freshGid(): GroupId {
-    const membId = this.trans?.membId ?? this.creationId ?? this.membId ?? { procId: this.options.myVid, time: 0 };
+    const membId = this.trans?.membId ?? this.membId ?? { procId: this.options.myVid, time: 0 };
     return { procId: membId.procId, time: membId.time, index: 0 };
   }
 
