@@ -51,6 +51,15 @@
  *    first ring has no transitional configuration. Each incarnation of a daemon carries a
  *    number (its start time in ms) in JOINs and on the commit token, so a restarted daemon
  *    is told apart from a stale JOIN of its previous life.
+ *  - Ring ids are (leader VID, seconds), bumped above every ring any member was in. A restarted
+ *    daemon cannot remember its previous life's ids, so uniqueness across a restart assumes it
+ *    comes back in a later second than the last id it created (the times run ahead of the clock
+ *    only while memberships come faster than one a second). Recovery groups members by old ring
+ *    id and incarnation, so even a reused id cannot mix two rings' messages.
+ *  - Each gather attempt (re-entered after a failed commit or recovery) starts with an empty
+ *    fail set, keeping only the daemons not yet failed; in op, a JOIN whose fail set holds us is
+ *    ignored (its sender gathers without us and probes again once it has a ring). Both keep a
+ *    stale fail set from spreading and splitting rings that could merge.
  *  - A gather lasts at least one JoinTimeout (a GatherTimeout when all its daemons just started
  *    or when it would form a ring of one), so daemons starting together form one ring.
  *  - Merges: the leader of a ring missing configured daemons probes them (a JOIN) every
