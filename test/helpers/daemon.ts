@@ -14,10 +14,12 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const HELPERS_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository, whether this runs from test/helpers (vitest) or dist/test/helpers (compiled benches). */
+const REPO_ROOT = basename(HELPERS_ROOT) === 'dist' ? dirname(HELPERS_ROOT) : HELPERS_ROOT;
 export const CLI_PATH = join(REPO_ROOT, 'dist', 'src', 'tools', 'cli.js');
 
 export interface StartDaemonOptions {
@@ -30,6 +32,8 @@ export interface StartDaemonOptions {
   args?: string[];
   /** How long to wait for the ready line. */
   startTimeoutMs?: number;
+  /** Node options before the script (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]). */
+  nodeArgs?: string[];
 }
 
 export interface StartedDaemon {
@@ -98,7 +102,7 @@ export function soloConfig(port: number, extraLines: string[] = []): string {
 export async function startDaemon(options: StartDaemonOptions): Promise<StartedDaemon> {
   const scratch = mkdtempSync(join(tmpdir(), 'tspread-daemon-'));
   const unixDir = options.unixDir ?? scratch;
-  const args = [CLI_PATH, 'daemon', '-p', String(options.port), '--unix-dir', unixDir];
+  const args = [...(options.nodeArgs ?? []), CLI_PATH, 'daemon', '-p', String(options.port), '--unix-dir', unixDir];
   if (options.config !== undefined) {
     const configPath = join(scratch, 'spread.conf');
     writeFileSync(configPath, options.config);
@@ -188,6 +192,8 @@ export interface StartRingOptions {
   /** Extra arguments per daemon (index → args), after `-n dN`. */
   argsFor?: (index: number) => string[];
   startTimeoutMs?: number;
+  /** Node options for every daemon process (see StartDaemonOptions.nodeArgs). */
+  nodeArgs?: string[];
 }
 
 export interface StartedRing {
@@ -224,6 +230,7 @@ export async function startRing(options: StartRingOptions = {}): Promise<Started
         config: options.configFor ? options.configFor(index, config) : config,
         args: ['-n', `d${index + 1}`, ...(options.argsFor?.(index) ?? [])],
         startTimeoutMs: options.startTimeoutMs,
+        nodeArgs: options.nodeArgs,
       }),
     ),
   );
