@@ -213,7 +213,13 @@ async function main(): Promise<void> {
       // turn a stalled daemon into a membership change in the middle of a measurement.
       'TokenTimeout = 1250',
       'HurryTimeout = 500',
+      'AliveTimeout = 250',
       'JoinTimeout = 250',
+      'RepTimeout = 625',
+      'SegTimeout = 500',
+      'GatherTimeout = 1250',
+      'FormTimeout = 1250',
+      'LookupTimeout = 30000',
       ...confLines,
     ];
     const ring = await startRing({

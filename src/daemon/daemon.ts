@@ -199,7 +199,8 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   };
   if (link) {
     const ringLink = link;
-    ringLink.onDatagram((bytes) => server.ringPacket(bytes));
+    // Token-port datagrams (tokens, membership) are acted on at once: the next daemon waits for them.
+    ringLink.onDatagram((bytes, _nowMs, tokenPort) => server.ringPacket(bytes, tokenPort));
     if (monitor) {
       const endpoint = monitor;
       ringLink.onMonitorDatagram((bytes, from) => endpoint.handle(bytes, from));

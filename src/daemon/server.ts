@@ -136,10 +136,15 @@ export class DaemonServer {
     this.unixBound = false;
   }
 
-  /** A datagram from another daemon (wired by the UDP adapter). */
-  ringPacket(bytes: Uint8Array): void {
+  /**
+   * A datagram from another daemon (wired by the UDP adapter). `now`: act on it in this
+   * turn (a token: forwarding it is what the next daemon waits for), else with the
+   * turn's other input in one drive.
+   */
+  ringPacket(bytes: Uint8Array, now = false): void {
     this.node.ringPacket(bytes, this.now());
-    this.schedule();
+    if (now) this.drive();
+    else this.schedule();
   }
 
   // ---- connections ---------------------------------------------------------------------
@@ -209,11 +214,14 @@ export class DaemonServer {
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => this.drive());
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drive();
+    });
   }
 
+  /** Takes the node's effects and applies them; runs from the scheduled turn or directly. */
   private drive(): void {
-    this.scheduled = false;
     this.bytesSinceDrive = 0;
     if (this.stopped) return;
     const nowMs = this.now();

@@ -41,7 +41,8 @@
  * The clock is monotonic but wall-anchored (membership ids carry seconds).
  */
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import dns from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import type { SpreadConfig } from '../config/types.js';
 import { isMonitorDatagram } from '../management/monitor-protocol.js';
 import { PACKET_MAGIC, PacketType, peekSender, peekType } from '../ring/packet.js';
@@ -55,6 +56,28 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
  * can need several turns; the bound keeps a busy network from starving the token.
  */
 const TOKEN_DEFERRAL_TURNS_MAX = 8;
+/**
+ * Sends carry a completion callback only every this many datagrams (and always for the
+ * token port). Node's dgram reports a send error only through the callback, and each
+ * callback costs a nextTick; a persistent error (EPERM on a firewalled host, no route)
+ * still shows in `sendErrors`, which counts the sampled sends' errors.
+ */
+const SEND_ERROR_SAMPLE_EVERY = 32;
+
+/**
+ * dgram's address lookup for our sockets. Every address we send to is a configured IP
+ * literal: answer at once instead of through dns.lookup and a nextTick per datagram
+ * (the send then happens inside socket.send). Anything else goes to dns.lookup.
+ */
+function literalLookup(
+  hostname: string,
+  options: dns.LookupOneOptions | number,
+  callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) callback(null, hostname, family);
+  else dns.lookup(hostname, options as dns.LookupOneOptions, callback);
+}
 
 interface Endpoint {
   address: string;
@@ -80,6 +103,7 @@ export interface UdpLinkStats {
   droppedPartition: number;
   /** Monitor datagrams handed to onMonitorDatagram. */
   monitorDatagrams: number;
+  /** Send errors seen: every token-port send, and one data send in SEND_ERROR_SAMPLE_EVERY. */
   sendErrors: number;
 }
 
@@ -107,7 +131,7 @@ export class UdpRingLink {
   private segmentSocket: dgram.Socket | null = null;
   private readonly segmentAddress: string | null = null;
   private readonly myVid: number;
-  private listener: (bytes: Uint8Array, nowMs: number) => void = () => {};
+  private listener: (bytes: Uint8Array, nowMs: number, tokenPort: boolean) => void = () => {};
   private monitorListener: ((bytes: Uint8Array, from: { address: string; port: number }) => void) | null = null;
   /** VIDs whose ring datagrams are dropped (another partition component); null = no partition. */
   private partitioned: Set<number> | null = null;
@@ -117,6 +141,10 @@ export class UdpRingLink {
   private dataSinceTokenCheck = 0;
   private readonly counters: UdpLinkStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, droppedSource: 0, droppedPartition: 0, monitorDatagrams: 0, sendErrors: 0 };
   private lastSendError: Error | null = null;
+  private sendsUntilSample = 0;
+  private readonly afterSampledSend = (error: Error | null): void => {
+    if (error) this.sendFailed(error);
+  };
 
   constructor(options: UdpLinkOptions) {
     const { config, myVid } = options;
@@ -145,7 +173,11 @@ export class UdpRingLink {
     }
   }
 
-  onDatagram(listener: (bytes: Uint8Array, nowMs: number) => void): void {
+  /**
+   * Ring datagrams that passed the source check. `tokenPort`: it came to port + 1 (token,
+   * membership) after the data that preceded it was read; the daemon acts on it at once.
+   */
+  onDatagram(listener: (bytes: Uint8Array, nowMs: number, tokenPort: boolean) => void): void {
     this.listener = listener;
   }
 
@@ -197,7 +229,7 @@ export class UdpRingLink {
 
   private bind(address: string, port: number, reuseAddr: boolean, onMessage: (bytes: Buffer, from: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: this.family, reuseAddr });
+      const socket = dgram.createSocket({ type: this.family, reuseAddr, lookup: literalLookup });
       const onError = (error: Error): void => {
         socket.close();
         reject(error);
@@ -222,7 +254,8 @@ export class UdpRingLink {
   private accept(bytes: Buffer, from: dgram.RemoteInfo, token: boolean): void {
     this.counters.datagramsIn++;
     this.counters.bytesIn += bytes.length;
-    const sender = peekSender(bytes);
+    // peekSender without a DataView per datagram.
+    const sender = peekType(bytes) === null ? null : ((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0;
     const expected = sender === null ? undefined : this.peers.get(sender);
     if (expected === undefined || expected.address !== from.address) {
       this.counters.droppedSource++;
@@ -234,7 +267,7 @@ export class UdpRingLink {
     }
     if (!token) {
       this.dataSinceTokenCheck++;
-      this.listener(bytes, this.clock());
+      this.listener(bytes, this.clock(), false);
       return;
     }
     this.pendingTokens.push(bytes);
@@ -257,7 +290,7 @@ export class UdpRingLink {
     this.tokenDrainScheduled = false;
     // Bounded by what arrived before this turn; later arrivals schedule another drain.
     const count = this.pendingTokens.length;
-    for (let i = 0; i < count && this.dataSocket !== null; i++) this.listener(this.pendingTokens.shift()!, this.clock());
+    for (let i = 0; i < count && this.dataSocket !== null; i++) this.listener(this.pendingTokens.shift()!, this.clock(), true);
   }
 
   send(packet: OutboundPacket): void {
@@ -279,9 +312,12 @@ export class UdpRingLink {
   private sendTo(socket: dgram.Socket, bytes: Uint8Array, target: Endpoint, token: boolean): void {
     this.counters.datagramsOut++;
     this.counters.bytesOut += bytes.length;
-    socket.send(bytes, token ? target.port + 1 : target.port, target.address, (error) => {
-      if (error) this.sendFailed(error);
-    });
+    if (token || --this.sendsUntilSample <= 0) {
+      if (!token) this.sendsUntilSample = SEND_ERROR_SAMPLE_EVERY;
+      socket.send(bytes, token ? target.port + 1 : target.port, target.address, this.afterSampledSend);
+    } else {
+      socket.send(bytes, target.port, target.address);
+    }
   }
 
   private sendFailed(error: Error): void {
