@@ -17,6 +17,7 @@
  *     protocol version tspread speaks (5.0.1), not the tspread package version.
  */
 import { ENDIAN_MARKER, SPREAD_VERSION } from '../protocol/constants.js';
+import { markerByteOrder } from '../protocol/header.js';
 import type { DaemonStatusSnapshot } from '../daemon/status-types.js';
 import type { RingState } from '../ring/types.js';
 import type { SpreadConfig } from '../config/types.js';
@@ -81,12 +82,13 @@ export interface MonitorHeader {
 
 export type MonitorHeaderFields = Partial<Omit<MonitorHeader, 'littleEndian' | 'dataLen'>> & { type: number };
 
+/** Byte order from the marker in `type` (the same rule as client headers, §3.2). */
 function markerIsLittleEndian(bytes: Uint8Array): boolean {
-  const first = bytes[0] & 0x80;
-  const last = bytes[3] & 0x80;
-  if (first !== 0 && last !== 0) return true;
-  if (first === 0 && last === 0) return false;
-  throw new MonitorProtocolError('malformed endian marker in type');
+  try {
+    return markerByteOrder(bytes, 0);
+  } catch {
+    throw new MonitorProtocolError('malformed endian marker in type');
+  }
 }
 
 export function decodeMonitorHeader(bytes: Uint8Array): MonitorHeader {

@@ -3,7 +3,7 @@
  * whole messages (§1.3). It never touches a socket. Sizes are checked as soon as a
  * header is complete, so a hostile peer cannot make it buffer more than the caller's bound.
  */
-import { GROUP_NAME_BYTES, HEADER_BYTES, ServiceType } from './constants.js';
+import { ENDIAN_MARKER, GROUP_NAME_BYTES, HEADER_BYTES, ServiceType } from './constants.js';
 import { decodeHeader, ProtocolError, type MessageHeader } from './header.js';
 import { readGroupNames } from './message.js';
 
@@ -120,7 +120,7 @@ export class Framer {
     let oldType: number | null = null;
     if (extra > 0) {
       const raw = header.littleEndian ? bytes.readUInt32LE(HEADER_BYTES) : bytes.readUInt32BE(HEADER_BYTES);
-      oldType = (raw & ~0x80000080) >>> 0;
+      oldType = (raw & ~ENDIAN_MARKER) >>> 0;
     }
     const groupsOffset = HEADER_BYTES + extra;
     return {
