@@ -211,7 +211,7 @@ describe('parser: parameters and defaults', () => {
       maxSessionMessages: 1000,
       maxSessionBytes: 64 * 1024 * 1024,
       maxMessageBytes: 143152,
-      datagramBytes: 1472,
+      datagramBytes: null,
       activeIpVersion: 'IPv4',
       window: 160,
       personalWindow: 20,

@@ -72,7 +72,7 @@ export function baseParams(): Params {
     maxSessionMessages: SESSION_MESSAGES_MAX_DEFAULT,
     maxSessionBytes: 64 * 1024 * 1024,
     maxMessageBytes: MAX_MESSAGE_BYTES_SPREAD,
-    datagramBytes: 1472,
+    datagramBytes: null,
     activeIpVersion: 'IPv4',
     window: 160,
     personalWindow: 20,
@@ -177,7 +177,7 @@ export class ParameterReader {
       this.failAtSetting(['AcceleratedWindow', 'PersonalWindow', 'AcceleratedRing'],
         `AcceleratedWindow (${p.acceleratedWindow}) must not exceed PersonalWindow (${p.personalWindow}) when AcceleratedRing is set`);
     }
-    if (p.datagramBytes < MIN_DATAGRAM_BYTES || p.datagramBytes > MAX_DATAGRAM_BYTES) {
+    if (p.datagramBytes !== null && (p.datagramBytes < MIN_DATAGRAM_BYTES || p.datagramBytes > MAX_DATAGRAM_BYTES)) {
       this.failAtSetting(['DatagramBytes'], `DatagramBytes must be ${MIN_DATAGRAM_BYTES}..${MAX_DATAGRAM_BYTES}, not ${p.datagramBytes}`);
     }
     if (p.maxMessageBytes < MAX_MESSAGE_BYTES_SPREAD) {

@@ -9,8 +9,9 @@
  *   MaxMessageBytes = NUMBER   largest 32·groups + data a tspread client may send.
  *                              Default 143152, Spread's real buffer size (§6.2). Values below
  *                              143152 are accepted but warned about: Spread clients may send that much.
- *   DatagramBytes = NUMBER     largest UDP datagram the ring sends. Default 1472 (Spread's
- *                              packet size); 256..65507. Every daemon of a ring must agree.
+ *   DatagramBytes = NUMBER     largest UDP datagram the ring sends, 256..65507. Default 1472
+ *                              (Spread's packet size), larger when every daemon is on loopback
+ *                              (ring/from-config.ts). Every daemon of a ring must agree.
  * None of them enters the configuration hash, which must stay equal to Spread's.
  *
  * Decisions where Spread's behaviour is not what tspread does (also in docs/configuration.md):

@@ -73,8 +73,8 @@ export interface SpreadConfig {
     maxSessionBytes: number;
     /** tspread extension: largest 32·groups + data a tspread client may send (Spread's buffer holds 143152). */
     maxMessageBytes: number;
-    /** tspread extension: largest UDP datagram the ring sends (Spread: 1472). */
-    datagramBytes: number;
+    /** tspread extension: largest UDP datagram the ring sends; null = not set (ring/from-config.ts picks). */
+    datagramBytes: number | null;
     activeIpVersion: 'IPv4' | 'IPv6';
     window: number;
     personalWindow: number;

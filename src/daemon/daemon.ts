@@ -19,13 +19,13 @@ import { join } from 'node:path';
 import { chooseIdentity, loadConfig } from '../config/load.js';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import { DEFAULT_UNIX_SOCKET_DIR, SESSION_MESSAGES_MAX_DEFAULT } from '../protocol/constants.js';
-import { createRingFromConfig } from '../ring/from-config.js';
+import { createRingFromConfig, datagramBytesFor } from '../ring/from-config.js';
 import { SoloRing } from '../ring/solo.js';
 import type { Ring } from '../ring/types.js';
 import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.js';
 import { DaemonNode, type NodeLogger } from './node.js';
 import { DaemonServer } from './server.js';
-import { UdpRingLink, monotonicWallClock } from './udp.js';
+import { UdpRingLink, monotonicWallClock, receiveBufferBytesGranted } from './udp.js';
 import { startManagementServer, type ManagementServer } from '../management/http.js';
 import { MonitorEndpoint } from '../management/monitor-endpoint.js';
 import { isMonitorDatagram, type MonitorOutcome } from '../management/monitor-protocol.js';
@@ -122,7 +122,9 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   let link: UdpRingLink | null = null;
   if (options.createRing) ring = options.createRing(config, me, nowMs);
   else if (config.daemons.length > 1) {
-    ring = createRingFromConfig(config, me, nowMs);
+    const receiveBufferBytes = receiveBufferBytesGranted();
+    ring = createRingFromConfig(config, me, nowMs, receiveBufferBytes);
+    logger.info({ datagramBytes: datagramBytesFor(config, receiveBufferBytes), receiveBufferBytes }, 'ring datagram size');
     link = new UdpRingLink({ config, myVid: me.vid, clock });
   } else {
     ring = new SoloRing(me.vid, nowMs);

@@ -42,6 +42,7 @@
  */
 import dgram from 'node:dgram';
 import dns from 'node:dns';
+import { readFileSync } from 'node:fs';
 import { isIP, isIPv6 } from 'node:net';
 import type { SpreadConfig } from '../config/types.js';
 import { isMonitorDatagram } from '../management/monitor-protocol.js';
@@ -50,6 +51,19 @@ import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
 
 /** Kernel socket buffers we ask for (the kernel caps them at net.core.[rw]mem_max). */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * The receive buffer our sockets get: what we ask for, capped by the kernel at
+ * net.core.rmem_max. Null when that cannot be read (not Linux).
+ */
+export function receiveBufferBytesGranted(): number | null {
+  try {
+    const max = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+    return Number.isFinite(max) && max > 0 ? Math.min(max, SOCKET_BUFFER_BYTES) : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Event-loop turns a token may wait while data datagrams keep arriving. libuv reads
  * at most 32 datagrams per socket per turn, so a burst sent just before the token

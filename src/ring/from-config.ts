@@ -6,11 +6,43 @@
  * Matches DaemonOptions.createRing: `createRing: createRingFromConfig`.
  */
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
-import { DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_MAX } from './limits.js';
+import { DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_LOOPBACK_MAX, DATAGRAM_BYTES_MAX } from './limits.js';
 import { RECOVERED_OVERHEAD_BYTES } from './packet.js';
 import { type TotemOptions, TotemRing } from './totem.js';
 
-export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number): TotemOptions {
+/** Linux reserves twice the SO_RCVBUF asked for; the doubled figure is what fills up. */
+const KERNEL_RECEIVE_BUFFER_FACTOR = 2;
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}
+
+/**
+ * DatagramBytes when spread.conf does not set it. On a network: 1472, one Ethernet MTU, as
+ * Spread. When every daemon is on loopback (one host, MTU 64 KiB), nothing forces packets
+ * that small, and the cost of the ring is per datagram: the largest power of two up to
+ * DATAGRAM_BYTES_LOOPBACK_MAX such that a whole Window of packets fits the receive buffer
+ * the kernel grants (`receiveBufferBytes`: what we ask for, capped at net.core.rmem_max),
+ * so a daemon that misses a rotation still loses nothing. Every daemon of a loopback ring
+ * is on the same host, so all compute the same size.
+ */
+export function defaultDatagramBytes(config: SpreadConfig, receiveBufferBytes: number | null): number {
+  if (receiveBufferBytes === null || !config.daemons.every((d) => isLoopback(d.address))) return DATAGRAM_BYTES_DEFAULT;
+  const room = receiveBufferBytes * KERNEL_RECEIVE_BUFFER_FACTOR;
+  let bytes = DATAGRAM_BYTES_LOOPBACK_MAX;
+  while (bytes > DATAGRAM_BYTES_DEFAULT && bytes * config.params.window > room) bytes /= 2;
+  return Math.max(bytes, DATAGRAM_BYTES_DEFAULT);
+}
+
+/** The datagram size this daemon's ring uses: spread.conf's, else the default above. */
+export function datagramBytesFor(config: SpreadConfig, receiveBufferBytes: number | null): number {
+  const chosen = config.params.datagramBytes ?? defaultDatagramBytes(config, receiveBufferBytes);
+  // A recovery packet wraps a data packet: leave it room in the largest UDP payload.
+  return Math.min(chosen, DATAGRAM_BYTES_MAX - RECOVERED_OVERHEAD_BYTES);
+}
+
+/** `receiveBufferBytes`: the UDP receive buffer the kernel grants (null: unknown, no loopback sizing). */
+export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number, receiveBufferBytes: number | null = null): TotemOptions {
   const p = config.params;
   return {
     myVid: me.vid,
@@ -27,11 +59,10 @@ export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowM
     gatherTimeoutMs: p.timeouts.gatherMs,
     formTimeoutMs: p.timeouts.formMs,
     lookupTimeoutMs: p.timeouts.lookupMs,
-    // A recovery packet wraps a data packet: leave it room in the largest UDP payload.
-    datagramBytes: Math.min(p.datagramBytes || DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_MAX - RECOVERED_OVERHEAD_BYTES),
+    datagramBytes: datagramBytesFor(config, receiveBufferBytes),
   };
 }
 
-export function createRingFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number): TotemRing {
-  return new TotemRing(ringOptionsFromConfig(config, me, nowMs));
+export function createRingFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number, receiveBufferBytes: number | null = null): TotemRing {
+  return new TotemRing(ringOptionsFromConfig(config, me, nowMs, receiveBufferBytes));
 }

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/parser.js';
+import { datagramBytesFor, defaultDatagramBytes } from '../src/ring/from-config.js';
+
+const LOOPBACK = `Spread_Segment 127.255.255.255:4803 {
+  d1 127.0.0.1
+  d2 127.0.0.2
+  d3 127.0.0.3
+}`;
+const LAN = `Spread_Segment 192.168.1.255:4803 {
+  a 192.168.1.10
+  b 192.168.1.11
+}`;
+const MIXED = `Spread_Segment 127.255.255.255:4803 {
+  d1 127.0.0.1
+}
+Spread_Segment 192.168.1.255:4803 {
+  b 192.168.1.11
+}`;
+
+describe('default DatagramBytes', () => {
+  it('is one Ethernet MTU whenever a daemon is off loopback', () => {
+    expect(defaultDatagramBytes(parseConfig(LAN, 'lan.conf'), 4 * 1024 * 1024)).toBe(1472);
+    expect(defaultDatagramBytes(parseConfig(MIXED, 'mixed.conf'), 4 * 1024 * 1024)).toBe(1472);
+  });
+
+  it('on loopback grows with the receive buffer so that a whole window fits', () => {
+    const config = parseConfig(LOOPBACK, 'lo.conf');
+    expect(defaultDatagramBytes(config, 4 * 1024 * 1024)).toBe(32768); // 160 × 32 KiB ≤ 2 × 4 MiB
+    expect(defaultDatagramBytes(config, 1024 * 1024)).toBe(8192);
+    expect(defaultDatagramBytes(config, 212_992)).toBe(2048); // Linux's default rmem_max
+    expect(defaultDatagramBytes(config, 64 * 1024)).toBe(1472); // never below the LAN default
+    expect(defaultDatagramBytes(config, null)).toBe(1472); // buffer unknown: no guess
+    const smallWindow = parseConfig(`${LOOPBACK}\nWindow = 40\nPersonalWindow = 10`, 'lo.conf');
+    expect(defaultDatagramBytes(smallWindow, 212_992)).toBe(8192);
+  });
+
+  it('an explicit DatagramBytes always wins', () => {
+    expect(datagramBytesFor(parseConfig(`${LOOPBACK}\nDatagramBytes = 1472`, 'lo.conf'), 4 * 1024 * 1024)).toBe(1472);
+    expect(datagramBytesFor(parseConfig(`${LAN}\nDatagramBytes = 9000`, 'lan.conf'), null)).toBe(9000);
+    // The largest UDP payload less a recovery wrapper.
+    expect(datagramBytesFor(parseConfig(`${LAN}\nDatagramBytes = 65507`, 'lan.conf'), null)).toBeLessThan(65507);
+  });
+});
