@@ -9,10 +9,11 @@
  * Build first (`npx tsc -p .`), then:
  *
  *   node dist/bench/ring-daemons.js [--sizes 100,1000,10000] [--services agreed,safe]
- *       [--rings regular,accelerated] [--datagram 1472] [--runs 3] [--scale 1]
+ *       [--rings regular,accelerated] [--datagram default|N] [--runs 3] [--scale 1]
  *       [--pings 3000] [--no-throughput] [--no-latency] [--prof-dir DIR] [--node-args '...'] [--conf 'Line;Line'] [--json FILE]
  *
- * --datagram sets DatagramBytes in spread.conf (default 1472; e.g. 8192 on loopback).
+ * --datagram N sets DatagramBytes in spread.conf; `default` (the default) leaves it out, so
+ * the daemons pick their loopback size (the tables show the size they chose).
  * --prof-dir runs the daemons with `node --cpu-prof` (profiles written when they exit).
  * Prints a Markdown table per ring variant; also daemon CPU (user+system) per message.
  */
@@ -20,7 +21,15 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect, type Service, type Session } from '../src/client/index.js';
+import { parseConfig } from '../src/config/parser.js';
+import { receiveBufferBytesGranted } from '../src/daemon/udp.js';
+import { datagramBytesFor } from '../src/ring/from-config.js';
 import { CLI_PATH, startRing, type StartedDaemon, type StartedRing } from '../test/helpers/daemon.js';
+
+if (process.argv.includes('--help')) {
+  console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0].replace(/^\/\*\*\n| \* ?/gm, ''));
+  process.exit(0);
+}
 
 function flag(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -30,13 +39,19 @@ function flag(name: string, fallback: string): string {
 const sizes = flag('sizes', '100,1000,10000').split(',').map(Number);
 const services = flag('services', 'agreed,safe').split(',') as Service[];
 const rings = flag('rings', 'regular,accelerated').split(',');
-const datagram = Number(flag('datagram', '1472'));
 const runs = Number(flag('runs', '3'));
 const scale = Number(flag('scale', '1'));
 const pings = Number(flag('pings', '3000'));
 const profDir = flag('prof-dir', '');
 /** Extra spread.conf lines, ';'-separated (e.g. 'PersonalWindow = 40;Window = 200'). */
 const confLines = flag('conf', '').split(';').map((line) => line.trim()).filter((line) => line !== '');
+const datagramFlag = flag('datagram', 'default');
+const datagramLine = datagramFlag === 'default' ? [] : [`DatagramBytes = ${Number(datagramFlag)}`];
+/** The size the daemons use: given, or what they pick for three loopback daemons on this host. */
+const datagram = datagramBytesFor(
+  parseConfig(`Spread_Segment 127.255.255.255:4803 {\n d1 127.0.0.1\n d2 127.0.0.2\n d3 127.0.0.3\n}\n${[...datagramLine, ...confLines].join('\n')}`, 'bench'),
+  receiveBufferBytesGranted(),
+);
 /** Extra node options for the daemons, space-separated (e.g. '--perf-basic-prof'). */
 const nodeArgs = flag('node-args', '').split(' ').filter((arg) => arg !== '');
 const jsonFile = flag('json', '');
@@ -206,7 +221,7 @@ async function main(): Promise<void> {
     // daemons, as in Spread): room for a burst instead of Spread's cut at 1000 queued messages.
     const extraLines = [
       `AcceleratedRing = ${accelerated ? 'true' : 'false'}`,
-      `DatagramBytes = ${datagram}`,
+      ...datagramLine,
       'MaxSessionMessages = 1000000',
       'MaxSessionBytes = 999999999',
       // Spread's LAN timeouts (tspread's defaults are shorter): a loaded 2-vCPU host must not
