@@ -148,6 +148,30 @@ describe('idle ring', () => {
     expect(sim.nodes.every((n) => n.events.filter((e) => e.event.kind === 'regular').length === 1)).toBe(true);
   });
 
+  it('a lone sender at the leader: each message leaves at once, the token rests again one rotation later', () => {
+    const sim = new Simulator(7, 3, clean, { configHash: HASH });
+    const checker = new Checker(sim);
+    sim.run(3_000);
+    const leader = sim.nodes[0].ring!;
+    const holds = () => leader.diagnostics().counters.tokenHolds;
+    for (let i = 0; i < 5; i++) {
+      const before = holds();
+      const start = sim.nowMs;
+      checker.submit(0, new Uint8Array([i]), false);
+      // One hop of 0.1 ms: the data went out without waiting for a token.
+      expect(sim.run(start + 5, () => checker.complete())).toBe(true);
+      expect(sim.nowMs - start).toBeLessThan(0.25);
+      expect(sim.run(start + 50, () => holds() > before)).toBe(true);
+      expect(sim.nowMs - start).toBeLessThan(0.5); // one rotation of three hops
+    }
+    // SAFE: held again only once every member has delivered it.
+    const before = holds();
+    checker.submit(0, new Uint8Array([9]), true);
+    expect(sim.run(sim.nowMs + 50, () => holds() > before)).toBe(true);
+    expect(checker.complete()).toBe(true);
+    checker.checkComplete();
+  });
+
   it('the leader releases a held token for its own messages', () => {
     const sim = new Simulator(6, 3, clean, { configHash: HASH });
     const checker = new Checker(sim);

@@ -7,7 +7,7 @@
  *   sessionEnded(id, reason)           EOF, socket error, or the adapter cut a slow reader
  *   ringPacket(bytes, nowMs)           a datagram from another daemon
  *   tick(nowMs)                        time passed (handshake deadlines, ring timers)
- * Effects, taken with ready():
+ * Effects, taken with takePackets() (datagrams only, before the group layer runs) and ready():
  *   packets  datagrams for other daemons; send first (ring ordering rule)
  *   writes   {sessions, bytes}: the same bytes for every listed session. Each delivered
  *            frame is built once; data frames are the ring payload itself (no copy).
@@ -38,7 +38,7 @@ import { Framer, frameData, frameGroups, type Frame } from '../protocol/framer.j
 import { ProtocolError } from '../protocol/header.js';
 import { encodeMessage } from '../protocol/message.js';
 import { readFixedName } from '../protocol/names.js';
-import type { OutboundPacket, Ring } from '../ring/types.js';
+import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
 import { GroupLayer, type GroupOutput, type LocalSessionRef } from '../groups/group-layer.js';
 import { encodeJoin, encodeKill, encodeLeave } from '../groups/ring-message.js';
 import type { AccessIpRules, PeerAddress } from './access-ip.js';
@@ -148,6 +148,8 @@ export class DaemonNode {
   private submitBacklog: Array<{ payload: Uint8Array; safe: boolean }> = [];
   private controlBacklog: Array<{ payload: Uint8Array; safe: boolean }> = [];
   private packets: OutboundPacket[] = [];
+  /** Ring events taken with the packets (takePackets), applied by the next ready(). */
+  private ringEvents: RingEvent[] = [];
   private writes: SessionWrite[] = [];
   private closes: SessionClose[] = [];
   private groupOutputs: GroupOutput[] = [];
@@ -258,15 +260,27 @@ export class DaemonNode {
 
   // ---- effects --------------------------------------------------------------------------
 
+  /**
+   * The ring packets produced so far, ahead of ready(): the adapter sends them before the
+   * group-layer work on deliveries, so a token is not held up by the writes to clients.
+   */
+  takePackets(): OutboundPacket[] {
+    this.pullRing();
+    const packets = this.packets;
+    this.packets = [];
+    return packets;
+  }
+
   ready(): NodeReady {
     // Bounded: each round only re-runs when the ring produced something or held
     // submissions were released (the end of a state exchange).
     for (let round = 0; round < 8; round++) {
       const released = this.flushSubmitBacklog();
-      const ringReady = this.ring.ready();
-      for (const packet of ringReady.packets) this.packets.push(packet);
-      if (ringReady.events.length === 0 && !released) break;
-      for (const event of ringReady.events) this.groups.apply(event, this.groupOutputs);
+      this.pullRing();
+      if (this.ringEvents.length === 0 && !released) break;
+      const events = this.ringEvents;
+      this.ringEvents = [];
+      for (const event of events) this.groups.apply(event, this.groupOutputs);
       this.applyGroupOutputs();
     }
     const result: NodeReady = { packets: this.packets, writes: this.writes, closes: this.closes };
@@ -274,6 +288,12 @@ export class DaemonNode {
     this.writes = [];
     this.closes = [];
     return result;
+  }
+
+  private pullRing(): void {
+    const ringReady = this.ring.ready();
+    for (const packet of ringReady.packets) this.packets.push(packet);
+    for (const event of ringReady.events) this.ringEvents.push(event);
   }
 
   /** Earliest time `tick` is due, or null. */

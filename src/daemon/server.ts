@@ -227,8 +227,10 @@ export class DaemonServer {
     const nowMs = this.now();
     // Submits of this turn may need the ring's attention now (e.g. ask a held token back).
     this.node.tick(nowMs);
-    const ready = this.node.ready();
     const transport = this.options.transport;
+    // Ring packets first (a token must not wait for the deliveries), then the rest.
+    if (transport) for (const packet of this.node.takePackets()) transport.send(packet);
+    const ready = this.node.ready();
     if (transport) for (const packet of ready.packets) transport.send(packet);
     for (const write of ready.writes) {
       const sessions = write.sessions;

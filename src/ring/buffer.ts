@@ -37,6 +37,10 @@ export class PacketBuffer {
   /** Messages delivered from this ring so far (event `seq` is the next ordinal). */
   messageOrdinal = 0;
   private readonly slots: (DataPacket | undefined)[] = new Array(PACKET_SLOTS);
+  /** Highest seq stored whose packet completes a SAFE message. */
+  private lastSafePacketSeq: number;
+  /** Leader's knowledge: every member has delivered the SAFE packets up to here. */
+  private safeEverywhereSeq: number;
   /** 1 where the packet in the slot completes a SAFE message. */
   private readonly slotSafe = new Uint8Array(PACKET_SLOTS);
   private readonly partials = new Map<number, Partial>();
@@ -53,6 +57,8 @@ export class PacketBuffer {
     this.discardSeq = start;
     this.safeSeq = start;
     this.prevTokenAru = start;
+    this.lastSafePacketSeq = start;
+    this.safeEverywhereSeq = start;
   }
 
   /** The packet with this seq, if it is in the buffer (not yet discarded). */
@@ -85,6 +91,7 @@ export class PacketBuffer {
     let safe = 0;
     for (const f of packet.fragments) if ((f.flags & (FragmentFlag.LAST | FragmentFlag.SAFE)) === (FragmentFlag.LAST | FragmentFlag.SAFE)) safe = 1;
     this.slotSafe[slot] = safe;
+    if (safe === 1 && seqGt(seq, this.lastSafePacketSeq)) this.lastSafePacketSeq = seq;
     if (seqGt(seq, this.highestSeq)) this.highestSeq = seq;
     while (seqLt(this.myAru, this.highestSeq) && this.get(seqAdd(this.myAru, 1)) !== undefined) {
       this.myAru = seqAdd(this.myAru, 1);
@@ -97,6 +104,16 @@ export class PacketBuffer {
     if (seqGt(candidate, this.safeSeq)) this.safeSeq = seqMin(candidate, this.myAru);
     this.prevTokenAru = tokenAru;
     assert(seqLte(this.safeSeq, this.myAru), 'safe point ≤ my aru');
+  }
+
+  /** Every member has delivered the SAFE packets up to `seq` (the leader saw it on two full rotations). */
+  noteSafeEverywhere(seq: number): void {
+    if (seqGt(seq, this.safeEverywhereSeq)) this.safeEverywhereSeq = seq;
+  }
+
+  /** A SAFE packet may still wait for delivery at some member. */
+  safePendingSomewhere(): boolean {
+    return seqGt(this.lastSafePacketSeq, this.safeEverywhereSeq);
   }
 
   /** A ring of one: everything this daemon holds, every member holds. */

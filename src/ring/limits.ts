@@ -85,11 +85,12 @@ export const RING_HISTORY_MAX = 32;
 export const FAIL_TO_RECEIVE_VISITS = 500;
 
 /**
- * Consecutive quiet token visits at the leader before it holds the token.
- * Three, so that every daemon has seen aru == seq on two successive visits and
- * has therefore delivered every SAFE message before the ring falls silent.
+ * Full rotations (left with aru = seq, came back unchanged) before the leader may hold the
+ * token while a SAFE packet may be undelivered at some member: two, so that every member
+ * has seen aru = seq on two successive visits and so delivered it before the ring falls
+ * silent. Without SAFE packets in flight one quiet rotation is enough.
  */
-export const QUIET_VISITS_BEFORE_HOLD = 3;
+export const FULL_ROTATIONS_BEFORE_SAFE_HOLD = 2;
 
 /** Bounded diagnostics log kept by each ring. */
 export const DIAGNOSTIC_LOG_ENTRIES_MAX = 64;

@@ -427,11 +427,22 @@ export function encodeTokenAck(h: PacketHeader, hop: number): Uint8Array {
 }
 
 /**
+ * Slab the writer carves packets from. A packet keeps only its own bytes (not a whole
+ * DatagramBytes allocation: with 32 KiB datagrams and small messages that would pin 32 KiB
+ * per buffered packet); a slab is garbage once every packet cut from it is discarded.
+ */
+const WRITER_SLAB_BYTES = 256 * 1024;
+
+/**
  * Builds one DATA datagram in place, fragment by fragment, without intermediate
  * arrays (the send hot path). Usage: `begin`, `append` until it returns 0 or the
  * caller is done, then `finish`.
  */
 export class DataPacketWriter {
+  private slab: Uint8Array = new Uint8Array(0);
+  /** Where the next packet starts in the slab. */
+  private slabOffset = 0;
+  /** The packet being written: a window of DatagramBytes on the slab. */
   private bytes: Uint8Array = new Uint8Array(0);
   private view: DataView = new DataView(this.bytes.buffer);
   private offset = 0;
@@ -449,7 +460,11 @@ export class DataPacketWriter {
   }
 
   begin(h: PacketHeader, seq: number, origin: number, round: number): void {
-    this.bytes = new Uint8Array(this.datagramBytes);
+    if (this.slab.length - this.slabOffset < this.datagramBytes) {
+      this.slab = new Uint8Array(Math.max(WRITER_SLAB_BYTES, this.datagramBytes));
+      this.slabOffset = 0;
+    }
+    this.bytes = this.slab.subarray(this.slabOffset, this.slabOffset + this.datagramBytes);
     this.view = viewOf(this.bytes);
     writeHeader(this.view, PacketType.DATA, h);
     this.view.setUint32(20, seq >>> 0);
@@ -510,6 +525,8 @@ export class DataPacketWriter {
       fragments: this.fragmentList,
       bytes: this.bytes.subarray(0, this.offset),
     };
+    // The next packet starts after this one, 8-byte aligned.
+    this.slabOffset += (this.offset + 7) & ~7;
     this.header = null;
     return packet;
   }

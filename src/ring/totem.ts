@@ -77,9 +77,14 @@
  *    Spread only lets the leader re-send after HurryTimeout). Duplicates are
  *    recognised by the token's hop counter and answered with TOKEN_ACK. The commit
  *    token is re-sent the same way; FormTimeout bounds how long a member waits for it.
- *  - Idle ring: the leader holds the token after QUIET_VISITS_BEFORE_HOLD quiet
- *    visits and acks its predecessor; the rotation before the hold carries an IDLE
- *    flag. While holding, it lets the token go round once every heartbeat period
+ *  - Idle ring: the leader holds the token (and acks its predecessor) when it comes
+ *    back quiet: it left with aru = seq, nobody else added a packet or asked for one,
+ *    every member holds everything, and the IDLE flag the leader set on it survived
+ *    (a member with work clears it). One such rotation is enough unless a SAFE packet
+ *    may still be undelivered somewhere; then two, so that every member has seen
+ *    aru = seq on two visits (FULL_ROTATIONS_BEFORE_SAFE_HOLD). A message submitted at
+ *    the leader of an idle ring thus goes out at once, and a lone sender's token stops
+ *    circling one rotation after its last packet. While holding, it lets the token go round once every heartbeat period
  *    (HurryTimeout, at most a third of TokenTimeout), so every member still sees a token
  *    within TokenTimeout and a crash is noticed on an idle ring too. A member with new
  *    messages sends HURRY to the leader (re-sent every HurryTimeout until a token arrives).
@@ -118,7 +123,7 @@ import {
   MESSAGE_BYTES_MAX,
   PACKET_SLOTS,
   PERSONAL_WINDOW_DEFAULT,
-  QUIET_VISITS_BEFORE_HOLD,
+  FULL_ROTATIONS_BEFORE_SAFE_HOLD,
   RECOVERY_QUIET_VISITS,
   RING_HISTORY_MAX,
   RTR_ITEMS_MAX,
@@ -428,7 +433,10 @@ export class TotemRing implements Ring {
   /** Leader only: token kept while the ring is idle, released for work or every heartbeat. */
   private heldToken: TokenFields | null = null;
   private holdUntilMs: number | null = null;
-  private quietVisits = 0;
+  /** Leader: consecutive rotations that left with aru = seq and came back unchanged. */
+  private fullRotations = 0;
+  /** Leader: the last token it sent left with aru = seq (this seq). */
+  private departedFullSeq: number | null = null;
   private hurryPending = false;
   /** Non-leader: the last token said the leader may hold it. */
   private believeIdle = false;
@@ -869,7 +877,8 @@ export class TotemRing implements Ring {
     this.hurryAtMs = null;
     this.heldToken = null;
     this.holdUntilMs = null;
-    this.quietVisits = 0;
+    this.fullRotations = 0;
+    this.departedFullSeq = null;
     this.hurryPending = false;
     this.believeIdle = false;
     this.stalledVisits = 0;
@@ -1486,10 +1495,13 @@ export class TotemRing implements Ring {
       this.hurryPending = false;
       t.flags &= ~(TokenFlag.RECOVERY_PENDING | TokenFlag.INSTALL | TokenFlag.IDLE);
       if (recovering && installing) t.flags |= TokenFlag.INSTALL;
-      if (!recovering && this.quietVisits >= QUIET_VISITS_BEFORE_HOLD - 1) t.flags |= TokenFlag.IDLE;
+      // Offered on every rotation: the hold decision on its return checks that it was quiet.
+      if (!recovering) t.flags |= TokenFlag.IDLE;
+      this.departedFullSeq = t.aru === t.seq ? t.seq : null;
     }
     if (recoveryPending) t.flags |= TokenFlag.RECOVERY_PENDING;
-    if (contribution > 0 || t.rtr.length > 0 || this.hasQueued() || recovering) t.flags &= ~TokenFlag.IDLE;
+    // A member with work withdraws the offer; the leader's own packets of this visit do not.
+    if ((contribution > 0 && !isLeader) || t.rtr.length > 0 || this.hasQueued() || recovering) t.flags &= ~TokenFlag.IDLE;
     t.hop = seqAdd(t.hop, 1);
 
     // 7. Send: packets before the token, the token, then (accelerated) the last window of packets.
@@ -1529,18 +1541,19 @@ export class TotemRing implements Ring {
     this.packetsDelivered += this.buf.deliver(this.emit, this.state === 'recovery');
   }
 
-  /** Leader: park the token when the last visits were quiet and nobody asked for it. */
+  /** Leader: park the token when its last rotation was quiet and nobody asked for it. */
   private shouldHold(token: TokenFields): boolean {
-    const quiet =
-      token.rtr.length === 0 &&
-      token.aru === token.seq &&
-      token.aruSetter === NONE &&
-      token.flowControl === 0 &&
-      this.buf.myAru === token.seq &&
-      !this.hasQueued();
-    this.quietVisits = quiet ? this.quietVisits + 1 : 0;
+    const buf = this.buf;
+    // flowControl still counts the packets the leader itself sent when the token left.
+    const othersAdded = token.flowControl - this.myLastContribution;
+    const full = this.departedFullSeq === token.seq && token.aru === token.seq && token.aruSetter === NONE && othersAdded === 0;
+    this.fullRotations = full ? this.fullRotations + 1 : 0;
+    // Two full rotations: every member saw aru = seq twice, so delivered every SAFE packet.
+    if (this.fullRotations >= FULL_ROTATIONS_BEFORE_SAFE_HOLD) buf.noteSafeEverywhere(token.seq);
+    const quiet = full && token.rtr.length === 0 && buf.myAru === token.seq && !this.hasQueued();
+    const safeDelivered = this.fullRotations >= FULL_ROTATIONS_BEFORE_SAFE_HOLD || !buf.safePendingSomewhere();
     // The IDLE flag surviving a rotation means nobody withdrew it (nobody has work queued).
-    return quiet && !this.hurryPending && this.quietVisits >= QUIET_VISITS_BEFORE_HOLD && (token.flags & TokenFlag.IDLE) !== 0;
+    return quiet && safeDelivered && !this.hurryPending && (token.flags & TokenFlag.IDLE) !== 0;
   }
 
   /** `heartbeat`: the idle ring's periodic rotation (it comes back to be held again at once). */
@@ -1549,7 +1562,7 @@ export class TotemRing implements Ring {
     assert(token !== null && this.cur?.leaderVid === this.myVid, 'release a held token at the leader');
     this.heldToken = null;
     this.holdUntilMs = null;
-    if (!heartbeat) this.quietVisits = 0;
+    if (!heartbeat) this.fullRotations = 0;
     // The held token was accepted when it arrived; now run the visit we postponed.
     this.tokenVisit(token, nowMs, false);
   }
