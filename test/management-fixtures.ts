@@ -73,6 +73,7 @@ export function sampleSnapshot(overrides: { messages?: number; members?: number[
       personalWindow: 20,
       acceleratedRing: false,
       acceleratedWindow: 15,
+      datagramBytes: 1472,
     },
     groupState: 'gop',
     sessions: 3,

@@ -40,6 +40,7 @@ const GAUGES: Sample[] = [
   ['tspread_ring_window', 'Flow control: ring Window.', (s) => s.ring.window],
   ['tspread_ring_personal_window', 'Flow control: this daemon\'s PersonalWindow.', (s) => s.ring.personalWindow],
   ['tspread_ring_accelerated_window', 'Flow control: this daemon\'s AcceleratedWindow.', (s) => s.ring.acceleratedWindow],
+  ['tspread_ring_datagram_bytes', 'Largest datagram the ring sends (DatagramBytes or the loopback default).', (s) => s.ring.datagramBytes],
   ['tspread_ring_state_code', 'Membership state as spmonitor codes it: 1 OP, 2 SEG, 3 REPRESENTED, 4 GATHER, 5 FORM, 6 EVS.', (s) => RING_STATE_CODES[s.ring.state] ?? 0],
 ];
 

@@ -4,6 +4,7 @@
  * daemon), kept as a fast path: no packets, no timers, sequence numbers only.
  */
 import type { MembershipId, Ring, RingEvent, RingReady, RingStatus } from './types.js';
+import { DATAGRAM_BYTES_DEFAULT } from './limits.js';
 
 export class SoloRing implements Ring {
   readonly myVid: number;
@@ -66,6 +67,7 @@ export class SoloRing implements Ring {
       personalWindow: 20,
       acceleratedRing: false,
       acceleratedWindow: 15,
+      datagramBytes: DATAGRAM_BYTES_DEFAULT, // sends no datagrams; what a ring would start from
     };
   }
 }

@@ -730,6 +730,7 @@ export class TotemRing implements Ring {
       personalWindow: this.personalWindow,
       acceleratedRing: this.acceleratedRing,
       acceleratedWindow: this.acceleratedWindow,
+      datagramBytes: this.writer.datagramBytes,
     };
   }
 

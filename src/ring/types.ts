@@ -80,6 +80,8 @@ export interface RingStatus {
   personalWindow: number;
   acceleratedRing: boolean;
   acceleratedWindow: number;
+  /** Largest datagram this daemon's ring sends (DatagramBytes, or the size chosen for it). */
+  datagramBytes: number;
 }
 
 /** What a ring saw that did not fit normal operation (optional; TotemRing provides it). */

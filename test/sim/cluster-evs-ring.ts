@@ -148,6 +148,7 @@ export class ModelRing implements Ring {
       personalWindow: 20,
       acceleratedRing: false,
       acceleratedWindow: 0,
+      datagramBytes: 0,
     };
   }
 }
