@@ -221,6 +221,22 @@ describe('bounds', () => {
     expect(ring.pendingCount()).toBe(0);
   });
 
+  it('packs messages whole: one that fits a packet of its own is not split across two', () => {
+    const ring = joinedMember({ datagramBytes: 1472 });
+    for (const size of [600, 600, 600, 3000]) ring.submit(new Uint8Array(size).fill(size & 0xff), false);
+    ring.receive(token(7, 0, 0), 2);
+    const fragments = ring
+      .ready()
+      .packets.map((p) => decodePacket(p.bytes))
+      .flatMap((d) => (d.ok && d.packet.type === PacketType.DATA ? [d.packet.fragments.map((f) => [f.flags & 3, f.payload.length])] : []));
+    // Two 600-byte messages fill most of the first packet; the third starts the second whole,
+    // and the 3000-byte one (larger than any packet) is split, starting in the room left.
+    expect(fragments[0]).toEqual([[3, 600], [3, 600]]);
+    expect(fragments[1][0]).toEqual([3, 600]);
+    expect(fragments[1][1][0]).toBe(1); // FIRST of the 3000-byte message
+    expect(fragments.flat().filter(([flags]) => flags !== 3).reduce((sum, [, length]) => sum + length, 0)).toBe(3000);
+  });
+
   it('answers at most a personal window of retransmission requests per visit', () => {
     const ring = joinedMember({ personalWindow: 5, window: 10 });
     for (let i = 0; i < 30; i++) ring.submit(new Uint8Array(1400), false);

@@ -479,6 +479,11 @@ export class DataPacketWriter {
     this.round = round >>> 0;
   }
 
+  /** Payload bytes one fragment can carry in an empty packet. */
+  get emptyRoom(): number {
+    return Math.min(this.datagramBytes - DATA_HEADER_BYTES - FRAGMENT_HEADER_BYTES, FRAGMENT_BYTES_MAX);
+  }
+
   /** Room left for one more fragment's payload bytes; -1 when not even a fragment header fits. */
   room(): number {
     const free = this.datagramBytes - this.offset - FRAGMENT_HEADER_BYTES;

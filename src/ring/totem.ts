@@ -1608,6 +1608,9 @@ export class TotemRing implements Ring {
         const room = this.writer.room();
         // Split only into pieces worth a fragment header; an empty packet always has room enough.
         if (remaining > room && room < SPLIT_BYTES_MIN) break;
+        // A message that would fit a packet of its own starts the next one instead of being split:
+        // every receiver would otherwise copy its pieces together.
+        if (remaining > room && this.headOffset === 0 && this.writer.fragments > 0 && remaining <= this.writer.emptyRoom) break;
         const take = Math.min(remaining, room);
         const last = take === remaining;
         const flags = (this.headOffset === 0 ? FragmentFlag.FIRST : 0) | (last ? FragmentFlag.LAST : 0) | (safe ? FragmentFlag.SAFE : 0);
