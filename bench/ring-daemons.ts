@@ -4,7 +4,9 @@
  * `tspread flooder --ro` receiver on each of d2 and d3 (Unix sockets). Throughput is the
  * slower receiver's msgs/s (first to last delivery); each cell is the median of --runs runs.
  * Then self-delivery latency: a client on d1 sends one message, waits for it to come back,
- * sends the next (members of the group on d2 and d3 too), p50/p99 over --pings round trips.
+ * sends the next (members of the group on d2 and d3 too), p50/p99 over --pings round trips,
+ * with two baselines from the same run: the same client against one daemon alone (no ring),
+ * and a bare UDP round trip between two Node processes (the floor under every ring hop).
  *
  * Build first (`npx tsc -p .`), then:
  *
@@ -18,6 +20,7 @@
  * Prints a Markdown table per ring variant; also daemon CPU (user+system) per message.
  */
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect, type Service, type Session } from '../src/client/index.js';
@@ -167,21 +170,34 @@ async function throughputRun(ring: StartedRing, service: Service, bytes: number,
 interface LatencyCell {
   ring: string;
   datagram: number;
-  service: Service;
+  /** A Spread service, or 'udp' for the bare round-trip baseline. */
+  service: Service | 'udp';
   p50Us: number;
   p99Us: number;
   meanUs: number;
 }
 
-/** One message outstanding: send, wait for it to come back, repeat. */
-async function selfDelivery(ring: StartedRing, service: Service): Promise<{ p50: number; p99: number; mean: number }> {
-  const [d1, d2, d3] = ring.daemons;
+interface Percentiles {
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+function percentiles(samples: number[]): Percentiles {
+  samples.sort((a, b) => a - b);
+  const at = (fraction: number) => samples[Math.min(samples.length - 1, Math.floor(fraction * samples.length))];
+  return { p50: at(0.5), p99: at(0.99), mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+}
+
+/** One message outstanding: send, wait for it to come back, repeat (members on every other daemon too). */
+async function selfDelivery(ring: StartedRing, service: Service): Promise<Percentiles> {
+  const [d1, ...rest] = ring.daemons;
   const group = 'latency';
   const others = await Promise.all(
-    [d2, d3].map((daemon, index) => connect({ daemon: String(daemon.port), unixSocketDir: socketDir(daemon), privateName: `l${index}${service}` })),
+    rest.map((daemon, index) => connect({ daemon: String(daemon.port), unixSocketDir: socketDir(daemon), privateName: `l${index}${service}` })),
   );
   const pinger = await connect({ daemon: String(d1.port), unixSocketDir: socketDir(d1), privateName: `p${service}` });
-  const ready = membersReached(pinger, group, 3);
+  const ready = membersReached(pinger, group, ring.daemons.length);
   for (const session of [...others, pinger]) session.join(group);
   await ready;
   for (const session of others) session.on('message', () => undefined);
@@ -200,9 +216,37 @@ async function selfDelivery(ring: StartedRing, service: Service): Promise<{ p50:
     if (index >= warmup) samples.push(Number(process.hrtime.bigint() - start) / 1000);
   }
   await Promise.all([...others, pinger].map((session) => session.disconnect()));
-  samples.sort((a, b) => a - b);
-  const at = (fraction: number) => samples[Math.min(samples.length - 1, Math.floor(fraction * samples.length))];
-  return { p50: at(0.5), p99: at(0.99), mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+  return percentiles(samples);
+}
+
+/** The floor under any ring hop here: a 100-byte UDP round trip between two Node processes on loopback. */
+async function udpRoundTrip(): Promise<Percentiles> {
+  const echo = spawn(process.execPath, ['-e', `
+    const s = require('node:dgram').createSocket('udp4');
+    s.on('message', (m, r) => s.send(m, r.port, r.address));
+    s.bind(0, '127.0.0.2', () => console.log(s.address().port));`]);
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      echo.stdout.once('data', (text: Buffer) => resolve(Number(text.toString().trim())));
+      echo.once('exit', (code) => reject(new Error(`UDP echo exited ${code}`)));
+    });
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const payload = Buffer.alloc(100);
+    const samples: number[] = [];
+    const warmup = Math.min(500, Math.floor(pings / 5));
+    for (let index = 0; index < warmup + pings; index++) {
+      const back = new Promise<void>((resolve) => socket.once('message', () => resolve()));
+      const start = process.hrtime.bigint();
+      socket.send(payload, port, '127.0.0.2');
+      await back;
+      if (index >= warmup) samples.push(Number(process.hrtime.bigint() - start) / 1000);
+    }
+    socket.close();
+    return percentiles(samples);
+  } finally {
+    echo.kill();
+  }
 }
 
 /** Daemons of the ring being measured: killed if this process exits without stopping them. */
@@ -292,6 +336,24 @@ async function main(): Promise<void> {
       await ring.stop();
       running.delete(ring);
     }
+  }
+
+  if (latency) {
+    // Baselines measured in the same run: what the ring adds to a daemon's own round trip.
+    const alone = await startRing({ count: 1, nodeArgs });
+    running.add(alone);
+    try {
+      for (const service of services) {
+        const result = await selfDelivery(alone, service);
+        latencies.push({ ring: 'baseline: one daemon, no ring', datagram, service, p50Us: result.p50, p99Us: result.p99, meanUs: result.mean });
+      }
+    } finally {
+      await alone.stop();
+      running.delete(alone);
+    }
+    const udp = await udpRoundTrip();
+    latencies.push({ ring: 'baseline: UDP round trip, two Node processes', datagram: 100, service: 'udp', p50Us: udp.p50, p99Us: udp.p99, meanUs: udp.mean });
+    console.error(`baselines: ${latencies.slice(-services.length - 1).map((cell) => `${cell.ring} ${cell.service} p50 ${cell.p50Us.toFixed(0)} µs`).join('; ')}`);
   }
 
   const lines: string[] = [];
