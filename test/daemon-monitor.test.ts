@@ -116,7 +116,7 @@ describe('a ring of one answers the monitor protocol on its own UDP socket', () 
     expect(rows.get('d1')).toMatchObject({ ok: false });
   });
 
-  it('logs flow control and reload as not applied, and exits cleanly when told to terminate', async () => {
+  it('logs flow control (a ring of one has none) and reload as not applied, and exits cleanly when told to terminate', async () => {
     await monitorOnce(configPath, ['--flow-control', 'window=200,d1=30', '--reload']);
     await daemon.waitForOutput('monitor flow control not applied', 5000);
     await daemon.waitForOutput('monitor reload not applied', 5000);
@@ -183,6 +183,27 @@ describe('a ring of three daemons answers the monitor protocol on the ring port'
     expect(ring.daemons[2].output()).toMatch(/"cutOff":\["d1","d2"\].*monitor partition applied/);
     await monitorOnce(ring.configPath, ['--cancel-partition']);
     for (const daemon of ring.daemons) await daemon.waitForOutput('monitor partition lifted', 5000);
+  }, 30_000);
+
+  it('applies flow control at every daemon, refuses an impossible one, and the ring keeps ordering', async () => {
+    const windows = async () =>
+      Promise.all(httpPorts.map(async (port) => {
+        const { window, personalWindow } = (await httpStatus(port)).ring;
+        return [window, personalWindow];
+      }));
+    await monitorOnce(ring.configPath, ['--flow-control', 'window=200,d1=30,d2=25']);
+    await expect.poll(windows, { timeout: 5000 }).toEqual([[200, 30], [200, 25], [200, 20]]);
+    // PersonalWindow above Window: refused, nothing changes.
+    await monitorOnce(ring.configPath, ['--flow-control', 'window=10,d1=30']);
+    await ring.daemons[0].waitForOutput('monitor flow control not applied', 5000);
+    expect(ring.daemons[0].output()).toMatch(/PersonalWindow 30 is not in 1\.\.Window \(10\)/);
+    expect(await windows()).toEqual([[200, 30], [200, 25], [200, 20]]); // every daemon's PersonalWindow exceeds 10
+    const before = (await httpStatus(httpPorts[2])).traffic.messagesDelivered;
+    const sessions = await Promise.all(ring.daemons.map((daemon, index) => traffic(daemon.port, `f${index + 1}`, 20)));
+    onTestFinished(async () => {
+      await Promise.all(sessions.map((session) => session.disconnect()));
+    });
+    await expect.poll(async () => (await httpStatus(httpPorts[2])).traffic.messagesDelivered - before, { timeout: 10_000 }).toBeGreaterThanOrEqual(60);
   }, 30_000);
 
   it('a daemon told to terminate exits cleanly; the others keep answering', async () => {

@@ -237,6 +237,16 @@ describe('bounds', () => {
     expect(fragments.flat().filter(([flags]) => flags !== 3).reduce((sum, [, length]) => sum + length, 0)).toBe(3000);
   });
 
+  it('flow control changed while running applies from the next visit; an impossible change is refused whole', () => {
+    const ring = joinedMember({ personalWindow: 5, window: 10 });
+    for (let i = 0; i < 30; i++) ring.submit(new Uint8Array(1400), false);
+    expect(ring.setFlowControl({ window: 4, personalWindow: 8, acceleratedWindow: null })).toMatch(/PersonalWindow 8/);
+    expect(ring.setFlowControl({ window: null, personalWindow: 3, acceleratedWindow: null })).toBeNull();
+    expect(ring.status()).toMatchObject({ window: 10, personalWindow: 3, acceleratedWindow: 0 });
+    ring.receive(token(7, 0, 0), 2);
+    expect(ring.ready().packets.filter((p) => peekType(p.bytes) === PacketType.DATA)).toHaveLength(3);
+  });
+
   it('answers at most a personal window of retransmission requests per visit', () => {
     const ring = joinedMember({ personalWindow: 5, window: 10 });
     for (let i = 0; i < 30; i++) ring.submit(new Uint8Array(1400), false);

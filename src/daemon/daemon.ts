@@ -169,11 +169,11 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
       onPartition: (partition) => applyPartition(partition),
       onFlowControl: (settings) => {
         const { kind: _kind, ...requested } = settings;
-        const status = ring.status();
-        logger.warn(
-          { requested, current: { window: status.window, personalWindow: status.personalWindow, acceleratedWindow: status.acceleratedWindow } },
-          'monitor flow control not applied: the ring cannot change its windows while running',
-        );
+        const before = ring.status();
+        const previous = { window: before.window, personalWindow: before.personalWindow, acceleratedWindow: before.acceleratedWindow };
+        const refused = ring.setFlowControl ? ring.setFlowControl(requested) : 'a ring of one has no flow control';
+        if (refused !== null) logger.warn({ requested, current: previous, reason: refused }, 'monitor flow control not applied');
+        else logger.info({ requested, previous }, 'monitor flow control applied');
       },
       onReload: () => logger.warn({ config: config.source }, 'monitor reload not applied: configuration reload is not implemented'),
     });

@@ -526,7 +526,7 @@ export function monitorCommand(): Command {
     .option('--http <urls...>', 'read tspread daemons\' /status URLs instead of the UDP protocol')
     .option('--partition <spec>', 'send a partition: "1,1,2" or "d1=1,d2=2" (DangerousMonitor); re-sent every 25 s')
     .option('--cancel-partition', 'send an all-zero partition')
-    .option('--flow-control <spec>', 'send flow control: "window=200,d1=30,d2=30/10" (DangerousMonitor; Spread daemons apply it, tspread daemons log it as not applied yet)')
+    .option('--flow-control <spec>', 'send flow control: "window=200,d1=30,d2=30/10" (DangerousMonitor; Spread and tspread daemons apply it)')
     .option('--terminate <names...>', 'make these daemons exit (DangerousMonitor)')
     .option('--reload', 'ask every daemon to re-read its configuration (Spread daemons do; tspread daemons log it as not applied yet)')
     .option('--no-clear', 'do not clear the terminal between rounds')

@@ -163,6 +163,7 @@ import {
 } from './packet.js';
 import { seqAdd, seqDiff, seqGt, seqLt, seqLte, seqMax, seqMin } from './seq.js';
 import type {
+  FlowControlChange,
   MembershipId,
   OutboundPacket,
   Ring,
@@ -343,10 +344,10 @@ export class TotemRing implements Ring {
   private readonly startSeq: number;
   private readonly traceDeliveries: boolean;
 
-  private readonly window: number;
-  private readonly personalWindow: number;
+  private window: number;
+  private personalWindow: number;
   private readonly acceleratedRing: boolean;
-  private readonly acceleratedWindow: number;
+  private acceleratedWindow: number;
   private readonly tokenTimeoutMs: number;
   private readonly hurryTimeoutMs: number;
   private readonly heartbeatMs: number;
@@ -761,6 +762,22 @@ export class TotemRing implements Ring {
       oldRing: this.old === null ? null : { ...this.old.view.membId },
       incarnation: this.incarnation,
     };
+  }
+
+  setFlowControl(change: FlowControlChange): string | null {
+    const window = change.window ?? this.window;
+    const personal = change.personalWindow ?? this.personalWindow;
+    // Without the accelerated ring nothing is sent after the token: the window stays 0.
+    const accelerated = this.acceleratedRing ? (change.acceleratedWindow ?? this.acceleratedWindow) : 0;
+    if (!Number.isInteger(window) || window < 1 || window > WINDOW_MAX) return `Window ${window} is not in 1..${WINDOW_MAX}`;
+    if (!Number.isInteger(personal) || personal < 1 || personal > window) return `PersonalWindow ${personal} is not in 1..Window (${window})`;
+    if (!Number.isInteger(accelerated) || accelerated < 0 || accelerated > personal) {
+      return `AcceleratedWindow ${accelerated} is not in 0..PersonalWindow (${personal})`;
+    }
+    this.window = window;
+    this.personalWindow = personal;
+    this.acceleratedWindow = accelerated;
+    return null;
   }
 
   /** Whether this daemon holds (or held: it is at or below its aru) packet `seq` of the current ring. */

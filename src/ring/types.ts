@@ -116,4 +116,15 @@ export interface Ring {
   status(): RingStatus;
   /** Refusals, recent log lines and counters, for status tools and logs. */
   diagnostics?(): RingDiagnostics;
+  /**
+   * New flow-control windows (the monitor's FLOW CONTROL, §9), from the next token visit on;
+   * null keeps a value. Returns why the change was refused (nothing changes then), or null.
+   */
+  setFlowControl?(change: FlowControlChange): string | null;
+}
+
+export interface FlowControlChange {
+  window: number | null;
+  personalWindow: number | null;
+  acceleratedWindow: number | null;
 }
