@@ -84,10 +84,11 @@
  *    may still be undelivered somewhere; then two, so that every member has seen
  *    aru = seq on two visits (FULL_ROTATIONS_BEFORE_SAFE_HOLD). A message submitted at
  *    the leader of an idle ring thus goes out at once, and a lone sender's token stops
- *    circling one rotation after its last packet. While holding, it lets the token go round once every heartbeat period
- *    (HurryTimeout, at most a third of TokenTimeout), so every member still sees a token
- *    within TokenTimeout and a crash is noticed on an idle ring too. A member with new
- *    messages sends HURRY to the leader (re-sent every HurryTimeout until a token arrives).
+ *    circling one rotation after its last packet. While holding, it lets the token go
+ *    round once every heartbeat period (HurryTimeout, at most a third of TokenTimeout),
+ *    so every member still sees a token within TokenTimeout and a crash is noticed on an
+ *    idle ring too. A member with new messages after forwarding an IDLE token sends HURRY
+ *    to the leader (re-sent every HurryTimeout until a token arrives).
  *  - Retransmission requests only cover seqs at or below the seq of the token we
  *    last forwarded (a full rotation old), in both variants: on one host the token
  *    often overtakes the data sent just before it, and early requests only
