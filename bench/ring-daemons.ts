@@ -4,7 +4,8 @@
  * `tspread flooder --ro` receiver on each of d2 and d3 (Unix sockets). Throughput is the
  * slower receiver's msgs/s (first to last delivery); each cell is the median of --runs runs.
  * Then self-delivery latency: a client on d1 sends one message, waits for it to come back,
- * sends the next (members of the group on d2 and d3 too), p50/p99 over --pings round trips,
+ * sends the next (members of the group on d2 and d3 too), p50/p99 over --pings round trips
+ * (--runs times; the median of the runs is reported),
  * with two baselines from the same run: the same client against one daemon alone (no ring),
  * and a bare UDP round trip between two Node processes (the floor under every ring hop).
  *
@@ -172,9 +173,29 @@ interface LatencyCell {
   datagram: number;
   /** A Spread service, or 'udp' for the bare round-trip baseline. */
   service: Service | 'udp';
+  /** Medians over --runs repeats; `p50sUs` lists each repeat's p50. */
   p50Us: number;
+  p50sUs: number[];
   p99Us: number;
   meanUs: number;
+}
+
+/** `runs` repeats of one latency measurement (it swings with the host from run to run). */
+async function repeated(ring: string, datagramBytes: number, service: Service | 'udp', measure: () => Promise<Percentiles>): Promise<LatencyCell> {
+  const results: Percentiles[] = [];
+  for (let run = 0; run < runs; run++) results.push(await measure());
+  const p50s = results.map((result) => Math.round(result.p50));
+  const cell = {
+    ring,
+    datagram: datagramBytes,
+    service,
+    p50Us: median(p50s),
+    p50sUs: p50s,
+    p99Us: median(results.map((result) => result.p99)),
+    meanUs: median(results.map((result) => result.mean)),
+  };
+  console.error(`${ring} ${datagramBytes} ${service} round trip: p50 ${p50s.join(' / ')} µs, median ${cell.p50Us}`);
+  return cell;
 }
 
 interface Percentiles {
@@ -190,13 +211,16 @@ function percentiles(samples: number[]): Percentiles {
 }
 
 /** One message outstanding: send, wait for it to come back, repeat (members on every other daemon too). */
+let latencyRun = 0;
 async function selfDelivery(ring: StartedRing, service: Service): Promise<Percentiles> {
   const [d1, ...rest] = ring.daemons;
+  // Fresh names each run: the last run's sessions may still be leaving.
+  const run = latencyRun++;
   const group = 'latency';
   const others = await Promise.all(
-    rest.map((daemon, index) => connect({ daemon: String(daemon.port), unixSocketDir: socketDir(daemon), privateName: `l${index}${service}` })),
+    rest.map((daemon, index) => connect({ daemon: String(daemon.port), unixSocketDir: socketDir(daemon), privateName: `l${index}${service}${run}` })),
   );
-  const pinger = await connect({ daemon: String(d1.port), unixSocketDir: socketDir(d1), privateName: `p${service}` });
+  const pinger = await connect({ daemon: String(d1.port), unixSocketDir: socketDir(d1), privateName: `p${service}${run}` });
   const ready = membersReached(pinger, group, ring.daemons.length);
   for (const session of [...others, pinger]) session.join(group);
   await ready;
@@ -326,11 +350,7 @@ async function main(): Promise<void> {
         }
       }
       if (latency) {
-        for (const service of services) {
-          const result = await selfDelivery(ring, service);
-          latencies.push({ ring: variant, datagram, service, p50Us: result.p50, p99Us: result.p99, meanUs: result.mean });
-          console.error(`${variant} ${datagram} self-delivery ${service}: p50 ${result.p50.toFixed(0)} µs, p99 ${result.p99.toFixed(0)} µs`);
-        }
+        for (const service of services) latencies.push(await repeated(variant, datagram, service, () => selfDelivery(ring, service)));
       }
     } finally {
       await ring.stop();
@@ -343,17 +363,12 @@ async function main(): Promise<void> {
     const alone = await startRing({ count: 1, nodeArgs });
     running.add(alone);
     try {
-      for (const service of services) {
-        const result = await selfDelivery(alone, service);
-        latencies.push({ ring: 'baseline: one daemon, no ring', datagram, service, p50Us: result.p50, p99Us: result.p99, meanUs: result.mean });
-      }
+      for (const service of services) latencies.push(await repeated('baseline: one daemon, no ring', datagram, service, () => selfDelivery(alone, service)));
     } finally {
       await alone.stop();
       running.delete(alone);
     }
-    const udp = await udpRoundTrip();
-    latencies.push({ ring: 'baseline: UDP round trip, two Node processes', datagram: 100, service: 'udp', p50Us: udp.p50, p99Us: udp.p99, meanUs: udp.mean });
-    console.error(`baselines: ${latencies.slice(-services.length - 1).map((cell) => `${cell.ring} ${cell.service} p50 ${cell.p50Us.toFixed(0)} µs`).join('; ')}`);
+    latencies.push(await repeated('baseline: UDP round trip, two Node processes', 100, 'udp', udpRoundTrip));
   }
 
   const lines: string[] = [];
@@ -367,9 +382,11 @@ async function main(): Promise<void> {
     }
   }
   if (latencies.length > 0) {
-    lines.push('', '| ring | DatagramBytes | service | self-delivery p50 µs | p99 µs | mean µs |', '|---|---|---|---|---|---|');
+    lines.push('', '| ring | DatagramBytes | service | self-delivery p50 µs (median) | p50 per run | p99 µs | mean µs |', '|---|---|---|---|---|---|---|');
     for (const cell of latencies) {
-      lines.push(`| ${cell.ring} | ${cell.datagram} | ${cell.service.toUpperCase()} | ${cell.p50Us.toFixed(0)} | ${cell.p99Us.toFixed(0)} | ${cell.meanUs.toFixed(0)} |`);
+      lines.push(
+        `| ${cell.ring} | ${cell.datagram} | ${cell.service.toUpperCase()} | ${cell.p50Us} | ${cell.p50sUs.join(', ')} | ${cell.p99Us.toFixed(0)} | ${cell.meanUs.toFixed(0)} |`,
+      );
     }
   }
   console.log(lines.join('\n'));
