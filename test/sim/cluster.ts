@@ -180,7 +180,7 @@ export function drawClusterScenario(seed: number, overrides: Partial<ClusterScen
         acceleratedWindow: accelerated ? Math.min(personalWindow, 3) : undefined,
         personalWindow,
         window: t.pick([personalWindow * 2, 160]),
-        datagramBytes: t.pick([1472, 600]),
+        datagramBytes: t.pick([1472, 600, 32768]),
         sendQueueMessagesMax: t.pick([8, 1000]),
         tokenRetransmitMs: t.pick([20, 50]),
       },

@@ -71,7 +71,7 @@ export function drawChaos(seed: number): ChaosScenario {
       acceleratedWindow: accelerated ? Math.min(personalWindow, 3) : undefined,
       personalWindow,
       window: r.pick([personalWindow * 2, 160]),
-      datagramBytes: r.pick([1472, 600]),
+      datagramBytes: r.pick([1472, 600, 32768]),
       sendQueueMessagesMax: r.pick([8, 1000]),
       initialSeq: r.chance(0.3) ? 0xffffffff - r.int(0, 300) : 0,
       tokenRetransmitMs: r.pick([20, 50]),

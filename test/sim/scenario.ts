@@ -54,7 +54,7 @@ export function drawScenario(seed: number, overrides: Partial<Scenario> = {}): S
       acceleratedWindow: accelerated ? Math.min(personalWindow, r.pick([0, 3, 15])) : undefined,
       personalWindow,
       window: r.pick([personalWindow * 2, 160]),
-      datagramBytes: r.pick([1472, 1472, 600, 9000]),
+      datagramBytes: r.pick([1472, 1472, 600, 9000, 32768]),
       sendQueueMessagesMax: r.pick([4, 50, 1000]),
       initialSeq: r.chance(0.3) ? 0xffffffff - r.int(0, 300) : 0,
       tokenTimeoutMs: r.pick([500, 1250]),
