@@ -25,9 +25,6 @@ import dgram from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect, type Service, type Session } from '../src/client/index.js';
-import { parseConfig } from '../src/config/parser.js';
-import { receiveBufferBytesGranted } from '../src/daemon/udp.js';
-import { datagramBytesFor } from '../src/ring/from-config.js';
 import { CLI_PATH, startRing, type StartedDaemon, type StartedRing } from '../test/helpers/daemon.js';
 
 if (process.argv.includes('--help')) {
@@ -51,16 +48,18 @@ const profDir = flag('prof-dir', '');
 const confLines = flag('conf', '').split(';').map((line) => line.trim()).filter((line) => line !== '');
 const datagramFlag = flag('datagram', 'default');
 const datagramLine = datagramFlag === 'default' ? [] : [`DatagramBytes = ${Number(datagramFlag)}`];
-/** The size the daemons use: given, or what they pick for three loopback daemons on this host. */
-const datagram = datagramBytesFor(
-  parseConfig(`Spread_Segment 127.255.255.255:4803 {\n d1 127.0.0.1\n d2 127.0.0.2\n d3 127.0.0.3\n}\n${[...datagramLine, ...confLines].join('\n')}`, 'bench'),
-  receiveBufferBytesGranted(),
-);
 /** Extra node options for the daemons, space-separated (e.g. '--perf-basic-prof'). */
 const nodeArgs = flag('node-args', '').split(' ').filter((arg) => arg !== '');
 const jsonFile = flag('json', '');
 const throughput = !process.argv.includes('--no-throughput');
 const latency = !process.argv.includes('--no-latency');
+
+/** The datagram size d1's ring uses, from its start-up log line ('ring datagram size'). */
+function datagramInUse(daemon: StartedDaemon): number {
+  const match = /"datagramBytes":(\d+)/.exec(daemon.output());
+  if (match === null) throw new Error(`d1 did not log its ring datagram size:\n${daemon.output()}`);
+  return Number(match[1]);
+}
 
 /** Messages per run: a few seconds at the expected rates. */
 const messagesFor = (bytes: number) => Math.round(scale * (bytes <= 100 ? 200_000 : bytes <= 1000 ? 120_000 : 20_000));
@@ -170,7 +169,8 @@ async function throughputRun(ring: StartedRing, service: Service, bytes: number,
 
 interface LatencyCell {
   ring: string;
-  datagram: number;
+  /** null for the baselines (no ring). */
+  datagram: number | null;
   /** A Spread service, or 'udp' for the bare round-trip baseline. */
   service: Service | 'udp';
   /** Medians over --runs repeats; `p50sUs` lists each repeat's p50. */
@@ -181,7 +181,7 @@ interface LatencyCell {
 }
 
 /** `runs` repeats of one latency measurement (it swings with the host from run to run). */
-async function repeated(ring: string, datagramBytes: number, service: Service | 'udp', measure: () => Promise<Percentiles>): Promise<LatencyCell> {
+async function repeated(ring: string, datagramBytes: number | null, service: Service | 'udp', measure: () => Promise<Percentiles>): Promise<LatencyCell> {
   const results: Percentiles[] = [];
   for (let run = 0; run < runs; run++) results.push(await measure());
   const p50s = results.map((result) => Math.round(result.p50));
@@ -194,7 +194,7 @@ async function repeated(ring: string, datagramBytes: number, service: Service | 
     p99Us: median(results.map((result) => result.p99)),
     meanUs: median(results.map((result) => result.mean)),
   };
-  console.error(`${ring} ${datagramBytes} ${service} round trip: p50 ${p50s.join(' / ')} µs, median ${cell.p50Us}`);
+  console.error(`${ring} ${datagramBytes ?? ''} ${service} round trip: p50 ${p50s.join(' / ')} µs, median ${cell.p50Us}`);
   return cell;
 }
 
@@ -320,6 +320,7 @@ async function main(): Promise<void> {
       probeB.join('up');
       await formed;
       await Promise.all([probeA.disconnect(), probeB.disconnect()]);
+      const datagram = datagramInUse(ring.daemons[0]);
       if (throughput) {
         for (const service of services) {
           for (const bytes of sizes) {
@@ -363,12 +364,12 @@ async function main(): Promise<void> {
     const alone = await startRing({ count: 1, nodeArgs });
     running.add(alone);
     try {
-      for (const service of services) latencies.push(await repeated('baseline: one daemon, no ring', datagram, service, () => selfDelivery(alone, service)));
+      for (const service of services) latencies.push(await repeated('baseline: one daemon, no ring', null, service, () => selfDelivery(alone, service)));
     } finally {
       await alone.stop();
       running.delete(alone);
     }
-    latencies.push(await repeated('baseline: UDP round trip, two Node processes', 100, 'udp', udpRoundTrip));
+    latencies.push(await repeated('baseline: UDP round trip, two Node processes', null, 'udp', udpRoundTrip));
   }
 
   const lines: string[] = [];
@@ -385,7 +386,7 @@ async function main(): Promise<void> {
     lines.push('', '| ring | DatagramBytes | service | self-delivery p50 µs (median) | p50 per run | p99 µs | mean µs |', '|---|---|---|---|---|---|---|');
     for (const cell of latencies) {
       lines.push(
-        `| ${cell.ring} | ${cell.datagram} | ${cell.service.toUpperCase()} | ${cell.p50Us} | ${cell.p50sUs.join(', ')} | ${cell.p99Us.toFixed(0)} | ${cell.meanUs.toFixed(0)} |`,
+        `| ${cell.ring} | ${cell.datagram ?? '–'} | ${cell.service.toUpperCase()} | ${cell.p50Us} | ${cell.p50sUs.join(', ')} | ${cell.p99Us.toFixed(0)} | ${cell.meanUs.toFixed(0)} |`,
       );
     }
   }

@@ -111,6 +111,11 @@ export function isMulticast(address: IpAddress): boolean {
     : (address.parts[0] & 0xff00) === 0xff00;
 }
 
+/** A configured (canonical) address on this host's loopback: 127.0.0.0/8 or ::1. */
+export function isLoopbackAddress(text: string): boolean {
+  return text.startsWith('127.') || text === '::1';
+}
+
 export function isUnspecified(address: IpAddress): boolean {
   return address.parts.every((part) => part === 0);
 }

@@ -5,4 +5,4 @@ export { tokenize, type Token, type TokenKind } from './lexer.js';
 export { parseConfig } from './parser.js';
 export { configHash, configHashText, oneAtATimeHash, virtualId } from './hash.js';
 export { defaultConfig, DEFAULT_CONFIG_TEXT } from './defaults.js';
-export { loadConfig, chooseIdentity, configDiff, configSearchPath, type ConfigSearchOptions } from './load.js';
+export { loadConfig, chooseIdentity, localAddresses, configDiff, configSearchPath, type ConfigSearchOptions } from './load.js';

@@ -3,12 +3,13 @@
  * (§8.8). The only module of src/config that touches the file system.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import type { DaemonSpec, SpreadConfig } from './types.js';
 import { ConfigError } from './errors.js';
 import { parseConfig, MAX_DAEMON_NAME_LENGTH } from './parser.js';
 import { defaultConfig } from './defaults.js';
-import { parseIpAddress, canonicalAddress } from './address.js';
+import { parseIpAddress, canonicalAddress, isLoopbackAddress } from './address.js';
 
 export { configDiff } from './diff.js';
 
@@ -52,6 +53,19 @@ function sameAddress(a: string, b: string): boolean {
   if (!left || !right) return a === b;
   const withoutZone = (text: string): string => text.replace(/%.*$/, '');
   return withoutZone(canonicalAddress(left)) === withoutZone(canonicalAddress(right));
+}
+
+/**
+ * Addresses of this host. Configured daemons on loopback count as local too: Linux
+ * answers the whole loopback net, which is how several daemons share one test host.
+ */
+export function localAddresses(config?: SpreadConfig): string[] {
+  const addresses = ['127.0.0.1', '::1'];
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? []) addresses.push(entry.address);
+  }
+  for (const daemon of config?.daemons ?? []) if (isLoopbackAddress(daemon.address)) addresses.push(daemon.address);
+  return addresses;
 }
 
 /**

@@ -14,12 +14,11 @@
 import dgram from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { chooseIdentity, loadConfig } from '../config/load.js';
+import { chooseIdentity, loadConfig, localAddresses } from '../config/load.js';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import { DEFAULT_UNIX_SOCKET_DIR, SESSION_MESSAGES_MAX_DEFAULT } from '../protocol/constants.js';
-import { createRingFromConfig, datagramBytesFor } from '../ring/from-config.js';
+import { createRingFromConfig } from '../ring/from-config.js';
 import { SoloRing } from '../ring/solo.js';
 import type { Ring } from '../ring/types.js';
 import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.js';
@@ -77,19 +76,6 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-/**
- * Addresses of this host. Configured daemons in 127.0.0.0/8 count as local too: Linux
- * answers the whole loopback net, which is how several daemons share one test host.
- */
-export function localAddresses(config?: SpreadConfig): string[] {
-  const addresses = ['127.0.0.1', '::1'];
-  for (const entries of Object.values(networkInterfaces())) {
-    for (const entry of entries ?? []) addresses.push(entry.address);
-  }
-  for (const daemon of config?.daemons ?? []) if (daemon.address.startsWith('127.')) addresses.push(daemon.address);
-  return addresses;
-}
-
 /** spread.access_ip from Spread's search path (§2.5); null when no file exists. */
 export function loadAccessIp(logger: NodeLogger): AccessIpRules | null {
   for (const file of ACCESS_IP_FILES) {
@@ -124,7 +110,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   else if (config.daemons.length > 1) {
     const receiveBufferBytes = receiveBufferBytesGranted();
     ring = createRingFromConfig(config, me, nowMs, receiveBufferBytes);
-    logger.info({ datagramBytes: datagramBytesFor(config, receiveBufferBytes), receiveBufferBytes }, 'ring datagram size');
+    logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes }, 'ring datagram size');
     link = new UdpRingLink({ config, myVid: me.vid, clock });
   } else {
     ring = new SoloRing(me.vid, nowMs);

@@ -9,7 +9,6 @@
  * terminal it shows spmonitor's menu (0 select, 1–4 partition, 5–7 flow control,
  * 8 terminate, r reload, 9/q quit).
  */
-import os from 'node:os';
 import readline from 'node:readline';
 import { Command, InvalidArgumentError } from 'commander';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
@@ -148,13 +147,6 @@ export function selectDaemons(config: SpreadConfig, names: readonly string[] | u
   });
 }
 
-/** Host addresses for choosing the monitor's identity; the whole of 127/8 is local on Linux. */
-function localAddressesFor(config: SpreadConfig): string[] {
-  const addresses = Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((entry) => entry.address));
-  const loopback = config.daemons.map((daemon) => daemon.address).filter((address) => address.startsWith('127.'));
-  return [...addresses, ...loopback];
-}
-
 /** A monitor over the UDP protocol: the state behind spmonitor's menu. */
 export class UdpMonitor {
   selected: DaemonSpec[];
@@ -175,10 +167,10 @@ export class UdpMonitor {
   }
 
   static async open(options: { configPath?: string; name?: string; port: number }): Promise<UdpMonitor> {
-    const { loadConfig, chooseIdentity } = await import('../config/index.js');
+    const { loadConfig, chooseIdentity, localAddresses } = await import('../config/index.js');
     const load = async () => loadConfig(options.configPath);
     const config = await load();
-    const self = chooseIdentity(config, options.name, localAddressesFor(config));
+    const self = chooseIdentity(config, options.name, localAddresses(config));
     const client = await MonitorClient.open(config, self, options.port);
     return new UdpMonitor(config, client, load);
   }

@@ -5,6 +5,7 @@
  * Seg are unused: there are no SEG/REPRESENTED states).
  * Matches DaemonOptions.createRing: `createRing: createRingFromConfig`.
  */
+import { isLoopbackAddress } from '../config/address.js';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import { DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_LOOPBACK_MAX, DATAGRAM_BYTES_MAX } from './limits.js';
 import { RECOVERED_OVERHEAD_BYTES } from './packet.js';
@@ -12,10 +13,6 @@ import { type TotemOptions, TotemRing } from './totem.js';
 
 /** Linux reserves twice the SO_RCVBUF asked for; the doubled figure is what fills up. */
 const KERNEL_RECEIVE_BUFFER_FACTOR = 2;
-
-function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1';
-}
 
 /**
  * DatagramBytes when spread.conf does not set it. On a network: 1472, one Ethernet MTU, as
@@ -27,7 +24,7 @@ function isLoopback(address: string): boolean {
  * is on the same host, so all compute the same size.
  */
 export function defaultDatagramBytes(config: SpreadConfig, receiveBufferBytes: number | null): number {
-  if (receiveBufferBytes === null || !config.daemons.every((d) => isLoopback(d.address))) return DATAGRAM_BYTES_DEFAULT;
+  if (receiveBufferBytes === null || !config.daemons.every((d) => isLoopbackAddress(d.address))) return DATAGRAM_BYTES_DEFAULT;
   const room = receiveBufferBytes * KERNEL_RECEIVE_BUFFER_FACTOR;
   let bytes = DATAGRAM_BYTES_LOOPBACK_MAX;
   while (bytes > DATAGRAM_BYTES_DEFAULT && bytes * config.params.window > room) bytes /= 2;
