@@ -12,11 +12,10 @@ import { decodeMessage } from '../src/client/messages.js';
 import { encodeAuthChoice, encodeConnectRequest, encodeControlRequest, encodeHint, encodeMessage, Framer, ServiceType } from '../src/protocol/index.js';
 import { SoloRing } from '../src/ring/solo.js';
 import type { RingEvent, RingReady } from '../src/ring/types.js';
+import { observed } from './fake-daemon/observed.js';
 import { HandCluster } from './helpers/group-cluster.js';
 import { ringTestConfig } from './sim/config.js';
 
-const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
-const name32 = (name: string) => Buffer.concat([Buffer.from(name, 'latin1'), Buffer.alloc(32 - name.length)]);
 
 const D1 = 1552775919; // VIDs of "d1", "d2" (§8.7)
 const D2 = 348480928;
@@ -67,21 +66,7 @@ describe('merge (§5.3, §5.5: REG|NETWORK only, vs sets by previous membership)
     form(c, [[0], [1]], { procId: D1, time: 1795789630 });
     const writes = c.daemons[0].outputs.slice(before).filter((o) => o.kind === 'write');
     expect(writes).toHaveLength(1);
-    const expected = Buffer.concat([
-      hex('80 18 00 80'),
-      name32('K'),
-      hex('03 00 00 00 80 00 00 80 7c 00 00 00'),
-      name32('#al2#d1'),
-      name32('#bo2#d2'),
-      name32('#cy2#d2'),
-      hex('ef 7a 8d 5c 3e 93 09 6b 01 00 00 00  02 00 00 00  44 00 00 00'),
-      hex('02 00 00 00'),
-      name32('#bo2#d2'),
-      name32('#cy2#d2'),
-      hex('01 00 00 00'),
-      name32('#al2#d1'),
-    ]);
-    expect(Buffer.from((writes[0] as { bytes: Uint8Array }).bytes)).toEqual(expected);
+    expect(Buffer.from((writes[0] as { bytes: Uint8Array }).bytes)).toEqual(observed.merge);
     // bo2 and cy2 get the same bytes except local_vs_set_offset = 0.
     const bo2 = memberships(c, 'bo2', 'K').at(-1)!;
     expect(bo2.cause).toBe('network');
