@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/index.js';
 import type { FlooderReport } from '../src/tools/flooder.js';
+import { median } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/tools/cli.js');
@@ -95,7 +96,6 @@ async function selfRun(bytes: number, service: string): Promise<FlooderReport> {
   return run(['-u', `f${id}`, '-m', String(messagesFor(bytes)), '-b', String(bytes), '--service', service]).result;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const daemon = await startDaemon();
 process.on('exit', () => daemon?.kill('SIGTERM'));
