@@ -16,15 +16,11 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/index.js';
 import type { FlooderReport } from '../src/tools/flooder.js';
-import { median } from './stats.js';
+import { flag, median } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/tools/cli.js');
 
-function flag(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback;
-}
 
 const sizes = flag('sizes', '100,1000,10000').split(',').map(Number);
 const services = flag('services', 'unreliable,reliable,fifo,causal,agreed,safe').split(',');

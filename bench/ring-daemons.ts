@@ -26,17 +26,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect, type Service, type Session } from '../src/client/index.js';
 import { CLI_PATH, startRing, type StartedDaemon, type StartedRing } from '../test/helpers/daemon.js';
-import { median } from './stats.js';
+import { flag, median } from './common.js';
 
 if (process.argv.includes('--help')) {
   console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0].replace(/^\/\*\*\n| \* ?/gm, ''));
   process.exit(0);
 }
 
-function flag(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback;
-}
 
 const sizes = flag('sizes', '100,1000,10000').split(',').map(Number);
 const services = flag('services', 'agreed,safe').split(',') as Service[];

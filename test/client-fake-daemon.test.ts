@@ -15,12 +15,8 @@ import {
 } from '../src/client/index.js';
 import { FakeDaemon, hex, name32, type FakeConnection } from './fake-daemon/fake-daemon.js';
 import { observed } from './fake-daemon/observed.js';
+import { le32 } from './helpers/bytes.js';
 
-const le32 = (value: number) => {
-  const out = Buffer.alloc(4);
-  out.writeUInt32LE(value >>> 0);
-  return out;
-};
 const be32 = (value: number) => {
   const out = Buffer.alloc(4);
   out.writeUInt32BE(value >>> 0);

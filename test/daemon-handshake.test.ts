@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseAccessIp, accessIpAllows, type PeerAddress } from '../src/daemon/access-ip.js';
 import { DaemonHandshake, type HandshakePolicy, type HandshakeStep } from '../src/daemon/handshake.js';
+import { hex } from './helpers/bytes.js';
 
-const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const NULL_CHOICE = Buffer.concat([Buffer.from('NULL'), Buffer.alloc(86)]);
 const choice = (...names: string[]) => {
   const out = Buffer.alloc(90);

@@ -19,8 +19,8 @@ import {
 } from '../src/protocol/index.js';
 import { SoloRing } from '../src/ring/solo.js';
 import type { Ring, RingReady, RingStatus } from '../src/ring/types.js';
+import { hex } from './helpers/bytes.js';
 
-const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
 function makeNode(options: { ring?: Ring; groupLocalMembersMax?: number; config?: string } = {}) {
   const config = options.config ? parseConfig(options.config, 'test') : defaultConfig();

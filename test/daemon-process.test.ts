@@ -5,8 +5,8 @@ import { existsSync } from 'node:fs';
 import { ServiceType, decodeMembershipBody, frameData, frameGroups } from '../src/protocol/index.js';
 import { freePort, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 import { RawClient } from './helpers/raw-client.js';
+import { hex } from './helpers/bytes.js';
 
-const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 let PORT = 0;
 
 describe('daemon process', () => {

@@ -12,9 +12,8 @@ import {
   readGroupNames,
 } from '../src/protocol/index.js';
 import type { RingEvent } from '../src/ring/types.js';
+import { hex, name32 } from './helpers/bytes.js';
 
-const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
-const name32 = (name: string) => Buffer.concat([Buffer.from(name, 'latin1'), Buffer.alloc(32 - name.length)]);
 
 const D1 = 1552775919; // VIDs of "d1", "d2" (§8.7)
 const D2 = 348480928;

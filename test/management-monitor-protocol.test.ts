@@ -21,8 +21,8 @@ import {
   type MonitorOutcome,
 } from '../src/management/monitor-protocol.js';
 import { BIG_VID, CONF_HASH, D1_VID, D2_VID, sampleConfig, sampleSnapshot } from './management-fixtures.js';
+import { hex } from './helpers/bytes.js';
 
-const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const d1 = { vid: D1_VID, confHash: CONF_HASH };
 
 // §9.4: the status reply of the sample snapshot, written field by field.

@@ -17,9 +17,8 @@ import {
   frameData,
   frameGroups,
 } from '../src/protocol/index.js';
+import { hex, name32 } from './helpers/bytes.js';
 
-const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
-const name32 = (name: string) => Buffer.concat([Buffer.from(name, 'latin1'), Buffer.alloc(32 - name.length)]);
 
 describe('handshake (§2.2, §2.8)', () => {
   it('encodes the C spuser connect request', () => {

@@ -5,12 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeDaemon, hex, name32 } from './fake-daemon/fake-daemon.js';
 import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
 import { soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
+import { le32 } from './helpers/bytes.js';
 
-const le32 = (value: number) => {
-  const out = Buffer.alloc(4);
-  out.writeUInt32LE(value >>> 0);
-  return out;
-};
 
 beforeAll(() => ensureBuilt(), 120_000);
 

@@ -4,7 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import { AUTH_LIST_LENGTH_MAX, ErrorCode, GROUP_NAME_BYTES, SPREAD_VERSION } from '../protocol/constants.js';
-import { encodeAuthChoice, encodeConnectRequest, parseAuthList, type LibraryVersion } from '../protocol/handshake.js';
+import { encodeAuthChoice, encodeConnectRequest, parseAuthList, signedByte as signed, type LibraryVersion } from '../protocol/handshake.js';
 import { spreadError } from './errors.js';
 
 /** What the handshake asks for. */
@@ -77,11 +77,6 @@ class ByteReader {
     this.waiter = null;
     waiter?.();
   }
-}
-
-/** A signed byte: negative values are reject codes (§2.4, §2.7). */
-function signed(byte: number): number {
-  return byte >= 0x80 ? byte - 0x100 : byte;
 }
 
 /**

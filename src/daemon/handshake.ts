@@ -24,7 +24,7 @@ import {
   PRIVATE_NAME_LENGTH_MAX,
   SPREAD_VERSION,
 } from '../protocol/constants.js';
-import { encodeAccept, encodeAuthList, parseAuthChoice } from '../protocol/handshake.js';
+import { encodeAccept, encodeAuthList, parseAuthChoice, signedByte as signed } from '../protocol/handshake.js';
 import { formatPrivateGroup, isLegalNameByte } from '../protocol/names.js';
 import { accessIpAllows, type AccessIpRules, type PeerAddress } from './access-ip.js';
 
@@ -83,10 +83,6 @@ const GENERATED_NAME_ATTEMPTS_MAX = 10_000;
 const VERSION_MINIMUM = 30100;
 const VERSION_WITH_PATCH_ABOVE = 31400;
 const VERSION_WITH_AUTH_LIST = 31600;
-
-function signed(byte: number): number {
-  return byte > 127 ? byte - 256 : byte;
-}
 
 /** Integer division as C does it (truncation toward zero). */
 function cDivide(a: number, b: number): number {

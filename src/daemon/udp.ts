@@ -44,6 +44,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv6 } from 'node:net';
+import { isMulticast, parseIpAddress } from '../config/address.js';
 import type { SpreadConfig } from '../config/types.js';
 import { isMonitorDatagram } from '../management/monitor-protocol.js';
 import { PACKET_MAGIC, PacketType, peekSender, peekType } from '../ring/packet.js';
@@ -119,12 +120,6 @@ export interface UdpLinkStats {
   monitorDatagrams: number;
   /** Send errors seen: every token-port send, and one data send in SEND_ERROR_SAMPLE_EVERY. */
   sendErrors: number;
-}
-
-function isMulticast(address: string): boolean {
-  if (isIPv6(address)) return address.toLowerCase().startsWith('ff');
-  const first = Number(address.split('.')[0]);
-  return first >= 224 && first <= 239;
 }
 
 const wallOffsetMs = Date.now() - performance.now();
@@ -227,7 +222,8 @@ export class UdpRingLink {
           if (peekSender(bytes) !== this.myVid) this.accept(bytes, from, false); // our own broadcast, looped back
         });
         bound.push(socket);
-        if (isMulticast(this.segmentAddress)) {
+        const segment = parseIpAddress(this.segmentAddress);
+        if (segment !== null && isMulticast(segment)) {
           socket.addMembership(this.segmentAddress, this.me.address);
           bound[0].setMulticastInterface(this.me.address);
           bound[0].setMulticastLoopback(true);

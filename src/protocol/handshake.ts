@@ -16,6 +16,11 @@ export function versionNumber(version: LibraryVersion): number {
   return version.major * 10000 + version.minor * 100 + version.patch;
 }
 
+/** A handshake byte read as C's signed char: versions, lengths, and reject codes (negative, §2.4, §2.7). */
+export function signedByte(byte: number): number {
+  return byte >= 0x80 ? byte - 0x100 : byte;
+}
+
 /** Libraries newer than 3.14 send (and receive) a patch byte (§2.9). */
 export function sendsPatchByte(major: number, minor: number): boolean {
   return major * 10000 + minor * 100 > 31400;

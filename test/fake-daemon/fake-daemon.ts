@@ -9,11 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GROUP_NAME_BYTES, HEADER_BYTES, ServiceType } from '../../src/protocol/constants.js';
 
-/** Hex text (whitespace ignored) to bytes. */
-export const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
-/** A name zero-padded to a 32-byte field. */
-export const name32 = (name: string): Buffer =>
-  Buffer.concat([Buffer.from(name, 'latin1'), Buffer.alloc(GROUP_NAME_BYTES - name.length)]);
+import { hex, name32 } from '../helpers/bytes.js';
+
+export { hex, name32 };
 
 /** One accepted client connection, driven by the test. */
 export class FakeConnection {
