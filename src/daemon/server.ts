@@ -4,18 +4,18 @@
  * protocol decisions are DaemonNode's; this file only moves bytes and time.
  *
  * Batching: socket events only feed the node; one `drive()` per event-loop turn
- * (setImmediate) takes the node's effects and writes them with every touched socket
- * corked, so the kernel sees one writev per session per turn.
+ * (setImmediate) takes the node's effects; each session's deliveries of the turn go to the
+ * kernel in one vectored write (session-output.ts).
  *
  * Back-pressure:
  *   - §6.4: while node.inputThrottled() (≥ 500 messages waiting for the ring) every open
  *     session's socket is paused, so senders stall through TCP.
- *   - tspread: also while some session's output is backlogged (session-output.ts) AND that
- *     session is still reading (its socket drained within `slowReaderStallMs`). So a
- *     client that keeps reading is never cut just for being slower than the senders: they
- *     wait for it. A session that stops reading stops holding the others back after
- *     `slowReaderStallMs`; traffic then fills its queue and Spread's rule cuts it at
- *     MaxSessionMessages (or MaxSessionBytes), with a log line saying why.
+ *   - tspread: also while some session's output is backlogged (what the kernel would not
+ *     take) AND that session is still reading (the kernel took some of its bytes within
+ *     `slowReaderStallMs`). So a client that keeps reading is not cut for being slower than
+ *     the senders: they wait for it. A session that stops reading stops holding the others
+ *     back after `slowReaderStallMs`, and is cut once MaxSessionMessages are queued (or at
+ *     once past MaxSessionBytes), with a log line saying why.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -65,7 +65,6 @@ interface Connection {
   id: number;
   socket: net.Socket;
   output: SessionOutput;
-  corked: boolean;
   closing: boolean;
   paused: boolean;
 }
@@ -86,7 +85,8 @@ export class DaemonServer {
   private stallTimer: NodeJS.Timeout | null = null;
   private unixBound = false;
   private stopped = false;
-  private corked: Connection[] = [];
+  /** Sessions that got deliveries in this drive (flushed at its end). */
+  private touched: Connection[] = [];
   private bytesSinceDrive = 0;
 
   constructor(options: DaemonServerOptions) {
@@ -159,14 +159,25 @@ export class DaemonServer {
       socket.setNoDelay(true);
       socket.setKeepAlive(true);
     }
+    const sink = {
+      writev(chunks: Uint8Array[], written: () => void): void {
+        socket.cork();
+        const last = chunks.length - 1;
+        for (let i = 0; i < last; i++) socket.write(chunks[i]);
+        socket.write(chunks[last], (error) => {
+          if (!error) written();
+        });
+        socket.uncork();
+      },
+      unwrittenBytes: () => unwrittenBytes(socket),
+    };
+    const limits = { messagesMax: this.options.maxSessionMessages, bytesMax: this.options.maxSessionBytes, stallMs: this.stallMs };
     const connection: Connection = {
       id,
       socket,
-      output: new SessionOutput(socket, {
-        messagesMax: this.options.maxSessionMessages,
-        bytesMax: this.options.maxSessionBytes,
+      output: new SessionOutput(sink, limits, this.now, () => {
+        if (this.backlogged.has(connection)) this.updateThrottle();
       }),
-      corked: false,
       closing: false,
       paused: false,
     };
@@ -188,13 +199,6 @@ export class DaemonServer {
       else this.schedule();
       if (this.throttled && !connection.paused && this.node.isOpen(id)) this.pause(connection);
     });
-    socket.on('drain', () => {
-      if (connection.closing) return;
-      socket.cork();
-      connection.output.drained(this.now());
-      socket.uncork();
-      if (!connection.output.backlogged && this.backlogged.delete(connection)) this.updateThrottle();
-    });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       this.options.logger.debug({ session: id, code: error.code }, 'session socket error');
     });
@@ -202,6 +206,7 @@ export class DaemonServer {
       this.connections.delete(id);
       this.backlogged.delete(connection);
       connection.closing = true;
+      connection.output.discard();
       this.node.sessionEnded(id, hadError ? 'error' : 'eof');
       this.schedule();
     });
@@ -237,22 +242,20 @@ export class DaemonServer {
       for (let i = 0; i < sessions.length; i++) {
         const connection = this.connections.get(sessions[i]);
         if (connection === undefined || connection.closing) continue;
-        if (!connection.corked) {
-          connection.corked = true;
-          connection.socket.cork();
-          this.corked.push(connection);
-        }
-        const cut = connection.output.enqueue(write.bytes, nowMs);
+        const cut = connection.output.push(write.bytes);
         if (cut !== null) this.cutSlowReader(connection, cut);
-        else if (connection.output.backlogged && !this.backlogged.has(connection)) this.backlogged.add(connection);
+        else this.touched.push(connection);
       }
     }
-    for (const close of ready.closes) this.close(close.session, close.reason);
-    for (const connection of this.corked) {
-      connection.corked = false;
-      connection.socket.uncork();
+    // One vectored write per session per turn; only what the kernel refuses counts as queued.
+    for (const connection of this.touched) {
+      if (connection.closing) continue;
+      const cut = connection.output.flush(nowMs);
+      if (cut !== null) this.cutSlowReader(connection, cut);
+      else if (connection.output.backlogged) this.backlogged.add(connection);
     }
-    this.corked = [];
+    this.touched = [];
+    for (const close of ready.closes) this.close(close.session, close.reason);
     this.updateThrottle();
     this.armDeadline();
   }
@@ -265,11 +268,7 @@ export class DaemonServer {
     this.backlogged.delete(connection);
     const socket = connection.socket;
     if (reason === 'quota' || reason === 'handshake-rejected') {
-      // Flush the reject byte, then close; never wait long on a peer that does not read.
-      if (connection.corked) {
-        connection.corked = false;
-        socket.uncork();
-      }
+      // The reject byte went out with this turn's flush; close after it, never waiting long on a peer that does not read.
       socket.end();
       setTimeout(() => socket.destroy(), LINGER_MS).unref();
     } else {
@@ -294,8 +293,10 @@ export class DaemonServer {
     const nowMs = this.now();
     let holding = false;
     for (const connection of this.backlogged) {
-      if (!connection.output.backlogged) this.backlogged.delete(connection);
-      else if (!connection.output.stalled(nowMs, this.stallMs)) holding = true;
+      const cut = connection.output.check(nowMs);
+      if (cut !== null) this.cutSlowReader(connection, cut);
+      else if (!connection.output.backlogged) this.backlogged.delete(connection);
+      else if (!connection.output.stalled(nowMs)) holding = true;
     }
     const throttle = this.node.inputThrottled() || holding;
     if (this.backlogged.size > 0 && this.stallTimer === null) {
@@ -337,6 +338,12 @@ export class DaemonServer {
       Math.max(0, deadline - this.now()),
     );
   }
+}
+
+/** Bytes libuv holds for this socket because the kernel would not take them yet. */
+function unwrittenBytes(socket: net.Socket): number {
+  const handle = (socket as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
+  return handle?.writeQueueSize ?? 0;
 }
 
 function listen(server: net.Server, options: net.ListenOptions): Promise<void> {

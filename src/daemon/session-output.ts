@@ -1,118 +1,178 @@
 /**
- * Per-session output queue and the slow-reader rule (§6.3), independent of sockets.
+ * Per-session output and the slow-reader rule (§6.3), independent of sockets.
  *
- * A message goes straight to the sink while the sink accepts more (Node's
- * `socket.write` returning true); once it returns false the session is blocked and
- * further messages wait here until `drained()` (the socket's 'drain' event). What the
- * sink has taken is the kernel's and Node's business and is not counted — the same
- * line Spread draws, where the kernel buffers absorb data before queuing starts.
+ * Deliveries of one event-loop turn are collected (`push`) and handed to the kernel at the
+ * end of the turn in one vectored write (`flush`). Only what the kernel did not take counts
+ * as queued: the messages still waiting here plus the unwritten tail of the write in flight
+ * (the sink reports its unwritten bytes). Node's own stream buffer never enters the count,
+ * so a burst that the kernel absorbs is not a backlog, whatever its size.
  *
- * Cut rules:
- *   - messages: Spread's check, before every delivery: "messages already queued ≥
- *     MaxSessionMessages" (so 0 cuts on the first delivery attempt, §8.4);
- *   - bytes (tspread): a message that would take the queue past `bytesMax`.
- * Backlog marks (tspread, see server.ts): `backlogged` turns on at a quarter of either
- * bound and off at an eighth; while a backlogged session keeps making progress the daemon
- * stops reading clients, so it is not cut merely for being slower than the senders.
+ * While a write is in flight, new deliveries wait here; when the kernel has taken the whole
+ * write (`written`), everything waiting goes out as the next one.
+ *
+ * Cut rules (tspread; Spread cuts at "MaxSessionMessages already queued" on the next
+ * delivery, whatever the reader is doing):
+ *   - messages: MaxSessionMessages or more queued and no progress (the kernel took none of
+ *     this session's bytes) for `stallMs`. A reader that keeps reading is not cut for a
+ *     burst the ring handed it; one that stops is cut once it is that far behind.
+ *   - bytes: a queue past MaxSessionBytes is cut at once, reading or not: the daemon's
+ *     memory bound for one session, whatever happens.
+ * Backlog marks (see server.ts): `backlogged` turns on at a quarter of either bound and off
+ * at an eighth; while a backlogged session makes progress the daemon holds senders back
+ * (its own clients and the ring), so a slower reader paces the traffic instead of being cut.
  */
 
 export interface OutputSink {
-  /** Same contract as socket.write: false = stop writing until drained(). */
-  write(bytes: Uint8Array): boolean;
+  /** Hands `chunks` to the kernel as one vectored write; `written` runs once all are taken. */
+  writev(chunks: Uint8Array[], written: () => void): void;
+  /** Bytes handed over that the kernel has not taken yet. */
+  unwrittenBytes(): number;
 }
 
 export interface OutputLimits {
   messagesMax: number;
   bytesMax: number;
+  /** No progress for this long while MaxSessionMessages are queued: cut. */
+  stallMs: number;
 }
 
 export class SessionOutput {
   private readonly sink: OutputSink;
   private readonly limits: OutputLimits;
-  private queue: Uint8Array[] = [];
-  private head = 0;
-  private bytes = 0;
-  private blocked = false;
+  /** Delivered, not yet handed to the sink. */
+  private waiting: Uint8Array[] = [];
+  private waitingBytes = 0;
+  /** The write in flight: end offset of each message in it, and its size. */
+  private batchEnds: number[] = [];
+  private batchBytes = 0;
+  private writing = false;
+  /** Unwritten bytes of the batch at the last look: less now means progress. */
+  private lastUnwritten = 0;
   private readonly highMessages: number;
   private readonly lowMessages: number;
   private readonly highBytes: number;
   private readonly lowBytes: number;
   backlogged = false;
-  /** Last time the sink made progress (a drain); meaningful while backlogged. */
-  lastProgressMs = 0;
+  /** Last time the kernel took bytes of this session (or its queue was empty). */
+  lastProgressMs: number;
+  /** Deepest queue seen (messages), for status and tests. */
+  peakMessages = 0;
 
-  constructor(sink: OutputSink, limits: OutputLimits) {
+  private discarded = false;
+  private readonly now: () => number;
+  /** Called after each completed write (the owner re-checks its backlog). */
+  private readonly written: (() => void) | undefined;
+
+  constructor(sink: OutputSink, limits: OutputLimits, now: () => number, written?: () => void) {
     this.sink = sink;
     this.limits = limits;
+    this.now = now;
+    this.written = written;
+    this.lastProgressMs = now();
     this.highMessages = Math.max(1, Math.floor(limits.messagesMax / 4));
     this.lowMessages = Math.floor(limits.messagesMax / 8);
     this.highBytes = Math.max(1, Math.floor(limits.bytesMax / 4));
     this.lowBytes = Math.floor(limits.bytesMax / 8);
   }
 
+  /** Messages the kernel has not taken: waiting ones plus the in-flight write's unwritten tail. */
   get queuedMessages(): number {
-    return this.queue.length - this.head;
+    return this.waiting.length + this.unwrittenMessages(this.writing ? this.sink.unwrittenBytes() : 0);
   }
 
   get queuedBytes(): number {
-    return this.bytes;
+    return this.waitingBytes + (this.writing ? this.sink.unwrittenBytes() : 0);
   }
 
-  /** Deliver one message. Returns null, or why the session must be cut. */
-  enqueue(message: Uint8Array, nowMs: number): string | null {
-    const queued = this.queue.length - this.head;
-    if (queued >= this.limits.messagesMax) {
-      return `${queued} messages queued (MaxSessionMessages ${this.limits.messagesMax})`;
+  /** Deliver one message (it leaves at the next flush). Returns null, or why the session must be cut. */
+  push(message: Uint8Array): string | null {
+    const unwritten = this.writing ? this.sink.unwrittenBytes() : 0;
+    if (this.waitingBytes + unwritten + message.length > this.limits.bytesMax) {
+      return `${this.waitingBytes + unwritten} bytes queued, ${message.length} more would pass MaxSessionBytes ${this.limits.bytesMax}`;
     }
-    if (!this.blocked) {
-      if (!this.sink.write(message)) this.blocked = true;
-      return null;
-    }
-    if (this.bytes + message.length > this.limits.bytesMax) {
-      return `${this.bytes} bytes queued, ${message.length} more would pass MaxSessionBytes ${this.limits.bytesMax}`;
-    }
-    this.queue.push(message);
-    this.bytes += message.length;
-    if (!this.backlogged && (queued + 1 >= this.highMessages || this.bytes >= this.highBytes)) {
-      this.backlogged = true;
-      this.lastProgressMs = nowMs;
+    this.waiting.push(message);
+    this.waitingBytes += message.length;
+    return null;
+  }
+
+  /** End of a turn: hand what waits to the kernel unless a write is in flight, then apply the rules. */
+  flush(nowMs: number): string | null {
+    if (!this.writing && !this.discarded && this.waiting.length > 0) this.handOver();
+    return this.check(nowMs);
+  }
+
+  /**
+   * Re-evaluate progress, the backlog marks and the cut rules (at every flush and on the
+   * server's stall timer). Returns null, or why the session must be cut.
+   */
+  check(nowMs: number): string | null {
+    const unwritten = this.writing ? this.sink.unwrittenBytes() : 0;
+    if (unwritten < this.lastUnwritten) this.lastProgressMs = nowMs;
+    this.lastUnwritten = unwritten;
+    const messages = this.waiting.length + this.unwrittenMessages(unwritten);
+    const bytes = this.waitingBytes + unwritten;
+    if (messages === 0) this.lastProgressMs = nowMs;
+    if (messages > this.peakMessages) this.peakMessages = messages;
+    if (!this.backlogged && (messages >= this.highMessages || bytes >= this.highBytes)) this.backlogged = true;
+    else if (this.backlogged && messages <= this.lowMessages && bytes <= this.lowBytes) this.backlogged = false;
+    if (messages >= this.limits.messagesMax && this.stalled(nowMs)) {
+      return `${messages} messages queued (MaxSessionMessages ${this.limits.messagesMax}), no progress for ${nowMs - this.lastProgressMs} ms`;
     }
     return null;
   }
 
-  /** The sink drained: write queued messages until it pushes back again. */
-  drained(nowMs: number): void {
-    this.blocked = false;
-    this.lastProgressMs = nowMs;
-    while (this.head < this.queue.length && !this.blocked) {
-      const message = this.queue[this.head];
-      this.queue[this.head] = EMPTY;
-      this.head += 1;
-      this.bytes -= message.length;
-      if (!this.sink.write(message)) this.blocked = true;
-    }
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    if (this.backlogged && this.queuedMessages <= this.lowMessages && this.bytes <= this.lowBytes) this.backlogged = false;
+  /** True when backlogged without progress for `stallMs`: it no longer holds senders back. */
+  stalled(nowMs: number): boolean {
+    return this.backlogged && nowMs - this.lastProgressMs >= this.limits.stallMs;
   }
 
-  /** True when backlogged without progress (a drain) for `stallMs`: it no longer holds senders back. */
-  stalled(nowMs: number, stallMs: number): boolean {
-    return this.backlogged && nowMs - this.lastProgressMs >= stallMs;
-  }
-
+  /** The session is gone: drop what waits and hand nothing more over. */
   discard(): void {
-    this.queue = [];
-    this.head = 0;
-    this.bytes = 0;
+    this.discarded = true;
+    this.waiting = [];
+    this.waitingBytes = 0;
     this.backlogged = false;
-    this.blocked = true;
+  }
+
+  private handOver(): void {
+    const chunks = this.waiting;
+    const ends = new Array<number>(chunks.length);
+    let end = 0;
+    for (let i = 0; i < chunks.length; i++) ends[i] = end += chunks[i].length;
+    this.waiting = [];
+    this.waitingBytes = 0;
+    this.batchEnds = ends;
+    this.batchBytes = end;
+    this.writing = true;
+    this.lastUnwritten = end;
+    this.sink.writev(chunks, this.onWritten);
+  }
+
+  /** The kernel took the whole write: progress; what waited goes out now. */
+  private readonly onWritten = (): void => {
+    if (this.discarded) return;
+    this.writing = false;
+    this.batchEnds = [];
+    this.batchBytes = 0;
+    this.lastUnwritten = 0;
+    this.lastProgressMs = this.now();
+    if (this.waiting.length > 0) this.handOver();
+    this.written?.();
+  };
+
+  /** Messages of the in-flight write whose bytes are not all taken. */
+  private unwrittenMessages(unwritten: number): number {
+    if (unwritten <= 0) return 0;
+    const accepted = this.batchBytes - unwritten;
+    const ends = this.batchEnds;
+    // First message ending after the accepted prefix.
+    let lo = 0;
+    let hi = ends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ends[mid] <= accepted) lo = mid + 1;
+      else hi = mid;
+    }
+    return ends.length - lo;
   }
 }
-
-const EMPTY = new Uint8Array(0);
