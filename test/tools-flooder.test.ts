@@ -67,4 +67,29 @@ describe('tspread flooder', () => {
       expect(JSON.parse(output)).toMatchObject({ service: 'fifo', sent: 500, received: 1000, ownReceived: 500 });
     }
   });
+
+  it('-ro ends on the count against a writer whose messages carry no stamp (Spread\'s spflooder)', async () => {
+    const watcher = await connect({ daemon: `${PORT}@127.0.0.1`, privateName: 'watch2' });
+    const joined = new Promise<void>((resolve) =>
+      watcher.on('membership', (message) => {
+        if (message.members.includes('#plain#localhost')) resolve();
+      }),
+    );
+    watcher.join('flooder');
+    const receiver = new ToolProcess(['flooder', '-ro', '-u', 'plain', '-s', `${PORT}@127.0.0.1`, '-m', '2000']);
+    await joined;
+    await watcher.disconnect();
+    // spflooder -wo -m 2000: 1000-byte messages of its own bytes, RELIABLE, no tspread stamp.
+    const writer = await connect({ daemon: `${PORT}@127.0.0.1`, privateName: 'spfl' });
+    const payload = Buffer.alloc(1000, 0);
+    for (let i = 0; i < 2000; i++) {
+      payload.writeUInt32LE(i, 0);
+      if (!writer.multicast('flooder', payload, { service: 'reliable' })) await writer.drained();
+    }
+    expect(await receiver.exited).toBe(0);
+    await writer.disconnect();
+    expect(receiver.stdout).toContain('flooder: received 2000 messages');
+    expect(receiver.stdout).toMatch(/sent 0, received 2000 \(0 own\) RELIABLE messages of 1000 bytes/);
+    expect(receiver.stdout).toContain('latency n/a');
+  });
 });

@@ -6,7 +6,10 @@
  * Every message starts with a 16-byte stamp when it is at least that long:
  * send time (CLOCK_MONOTONIC ns, shared by processes on one host), sequence
  * number and the sender's total. Receivers use it for latency and to see when
- * each sender has finished; shorter messages are only counted.
+ * each sender has finished; shorter messages, and messages whose first bytes are
+ * no stamp (another tool's, e.g. Spread's own spflooder), are only counted. A
+ * receiver ends when every stamped sender has finished or, as spflooder does,
+ * when it has counted `-m` messages per sender.
  *
  * Differences from spflooder: `-ro`/`-wo` are also accepted as `--ro`/`--wo`;
  * `-n` is ignored with `-wo` (a non-member cannot watch the membership);
@@ -62,6 +65,19 @@ function uint32At(bytes: Uint8Array, offset: number): number {
   return (bytes[offset] | (bytes[offset + 1] << 8) | (bytes[offset + 2] << 16) | (bytes[offset + 3] << 24)) >>> 0;
 }
 
+/** Stamps further than this from the receiver's clock are another tool's bytes, not a send time. */
+const STAMP_CLOCK_SKEW_NS = 600e9;
+
+/** The message's stamp (send time, sequence, total), or null when its first bytes are not one. */
+function stampOf(data: Uint8Array, nowNs: number): { sentNs: number; last: boolean } | null {
+  if (data.length < STAMP_BYTES) return null;
+  const sentNs = uint32At(data, 4) * 0x1_0000_0000 + uint32At(data, 0);
+  const sequence = uint32At(data, 8);
+  const total = uint32At(data, 12);
+  if (total === 0 || sequence >= total || Math.abs(nowNs - sentNs) > STAMP_CLOCK_SKEW_NS) return null;
+  return { sentNs, last: sequence === total - 1 };
+}
+
 function percentile(sorted: Float64Array, fraction: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))];
@@ -87,7 +103,7 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
   let sent = 0;
   let firstReceiveNs = 0n;
   let lastReceiveNs = 0n;
-  const latencies = new Float64Array(reading && stamped ? Math.min(LATENCY_SAMPLES_MAX, options.messages * expectedSenders) : 0);
+  const latencies = new Float64Array(reading ? Math.min(LATENCY_SAMPLES_MAX, options.messages * expectedSenders) : 0);
   let latencyCount = 0;
   const finishedSenders = new Set<string>();
   let wakeWriter = (): void => undefined;
@@ -104,14 +120,13 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
       ownReceived++;
       wakeWriter();
     }
-    const data = message.data;
-    if (stamped && data.length >= STAMP_BYTES) {
-      const sentNs = uint32At(data, 4) * 0x1_0000_0000 + uint32At(data, 0);
-      if (latencyCount < latencies.length) latencies[latencyCount++] = (Number(now) - sentNs) / 1e6;
-      if (uint32At(data, 8) === uint32At(data, 12) - 1) finishedSenders.add(message.sender);
+    const stamp = stampOf(message.data, Number(now));
+    if (stamp !== null) {
+      if (latencyCount < latencies.length) latencies[latencyCount++] = (Number(now) - stamp.sentNs) / 1e6;
+      if (stamp.last) finishedSenders.add(message.sender);
     }
     if (received % PROGRESS_EVERY_MESSAGES === 0) options.progress?.(`received ${received} messages`);
-    const done = stamped ? finishedSenders.size >= expectedSenders : received >= options.messages * expectedSenders;
+    const done = finishedSenders.size >= expectedSenders || received >= options.messages * expectedSenders;
     if (done && !readerDone) {
       readerDone = true;
       resolveReader();
@@ -204,7 +219,7 @@ export function formatReport(report: FlooderReport): string {
   const latency = report.latencyMs;
   lines.push(
     latency === null
-      ? 'flooder: latency n/a (nothing received, or messages shorter than 16 bytes)'
+      ? 'flooder: latency n/a (nothing received, or messages without the 16-byte stamp of a tspread flooder)'
       : `flooder: latency p50 ${latency.p50.toFixed(3)} ms, p99 ${latency.p99.toFixed(3)} ms, max ${latency.max.toFixed(3)} ms (${latency.samples} samples)`,
   );
   return lines.join('\n');
