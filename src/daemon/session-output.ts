@@ -116,7 +116,7 @@ export class SessionOutput {
     if (!this.backlogged && (messages >= this.highMessages || bytes >= this.highBytes)) this.backlogged = true;
     else if (this.backlogged && messages <= this.lowMessages && bytes <= this.lowBytes) this.backlogged = false;
     if (messages >= this.limits.messagesMax && this.stalled(nowMs)) {
-      return `${messages} messages queued (MaxSessionMessages ${this.limits.messagesMax}), no progress for ${nowMs - this.lastProgressMs} ms`;
+      return `${messages} messages queued (MaxSessionMessages ${this.limits.messagesMax}), no progress for ${Math.round(nowMs - this.lastProgressMs)} ms`;
     }
     return null;
   }
