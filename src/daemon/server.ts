@@ -232,11 +232,16 @@ export class DaemonServer {
     const nowMs = this.now();
     // Submits of this turn may need the ring's attention now (e.g. ask a held token back).
     this.node.tick(nowMs);
-    const transport = this.options.transport;
-    // Ring packets first (a token must not wait for the deliveries), then the rest.
-    if (transport) for (const packet of this.node.takePackets()) transport.send(packet);
+    // A token (any unicast) goes out before the deliveries are written: the next daemon waits
+    // for it. Data alone (the leader ordering on a held token) waits for this turn's client
+    // writes, so a sender's own message reaches it before the syscalls for the other daemons.
+    const later: OutboundPacket[][] = [];
+    const ringFirst = this.node.takePackets();
+    if (carriesToken(ringFirst)) this.sendPackets(ringFirst);
+    else later.push(ringFirst);
     const ready = this.node.ready();
-    if (transport) for (const packet of ready.packets) transport.send(packet);
+    if (carriesToken(ready.packets)) this.sendPackets(ready.packets);
+    else later.push(ready.packets);
     for (const write of ready.writes) {
       const sessions = write.sessions;
       for (let i = 0; i < sessions.length; i++) {
@@ -255,9 +260,15 @@ export class DaemonServer {
       else if (connection.output.backlogged) this.backlogged.add(connection);
     }
     this.touched = [];
+    for (const packets of later) this.sendPackets(packets);
     for (const close of ready.closes) this.close(close.session, close.reason);
     this.updateThrottle();
     this.armDeadline();
+  }
+
+  private sendPackets(packets: OutboundPacket[]): void {
+    const transport = this.options.transport;
+    if (transport) for (const packet of packets) transport.send(packet);
   }
 
   private close(id: number, reason: CloseReason): void {
@@ -338,6 +349,12 @@ export class DaemonServer {
       Math.max(0, deadline - this.now()),
     );
   }
+}
+
+/** True when a unicast is among the packets: a token, token ack or HURRY that another daemon waits for. */
+function carriesToken(packets: OutboundPacket[]): boolean {
+  for (const packet of packets) if (packet.to !== 'all') return true;
+  return false;
 }
 
 /** Bytes libuv holds for this socket because the kernel would not take them yet. */

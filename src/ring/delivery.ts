@@ -20,7 +20,7 @@
 import { assert } from './assert.js';
 import type { PacketBuffer } from './buffer.js';
 import { DataFlag, type DataPacket, type TokenFields } from './packet.js';
-import { buildPackets } from './operational.js';
+import { buildPackets, missingFromHolder } from './operational.js';
 import { takeRecovered } from './recovery.js';
 import { seqAdd, seqGt, seqLt, seqLte } from './seq.js';
 import { NONE, type RecoveryPlan, type TotemState } from './state.js';
@@ -49,6 +49,8 @@ export function onData(s: TotemState, packet: DataPacket): void {
   buf.store(packet);
   if ((packet.flags & DataFlag.RECOVERED) !== 0 && s.state === 'recovery') takeRecovered(s, packet);
   deliverCurrent(s);
+  // The leader may be ordering while it holds the token (operational.ts): a hole asks for a rotation.
+  if (s.believeIdle && s.hurryAtMs === null && missingFromHolder(s)) s.hurryAtMs = s.lastNowMs;
 }
 
 /** In gather: a late packet of the ring we left. It may fill a hole; deliver what became deliverable. */

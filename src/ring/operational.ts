@@ -28,6 +28,14 @@
  *    so every member still sees a token within TokenTimeout and a crash is noticed on an
  *    idle ring too. A member with new messages after forwarding an IDLE token sends HURRY
  *    to the leader (re-sent every HurryTimeout until a token arrives).
+ *  - Sequencer while idle: the leader holding the token is the only possible sender, so
+ *    it orders its own AGREED (and weaker) messages at once: it takes the next seqs on
+ *    the held token, multicasts the packets and delivers them locally, all without a
+ *    rotation, and keeps holding. Members deliver them in seq order as they arrive. At
+ *    most a personal window of packets go out this way between rotations (then the token
+ *    goes round, carrying aru and retransmission requests); a SAFE message, a HURRY or the
+ *    heartbeat releases it as before. A member that sees a hole in what the holder sent
+ *    sends HURRY, so a lost packet costs one rotation, not a heartbeat.
  *  - Retransmission requests only cover seqs at or below the seq of the token we
  *    last forwarded (a full rotation old), in both variants: on one host the token
  *    often overtakes the data sent just before it, and early requests only
@@ -55,10 +63,8 @@ import { NONE, type TotemState } from './state.js';
 export function queueMessage(s: TotemState, payload: Uint8Array, safe: boolean): boolean {
   const wasEmpty = !s.queue.hasQueued();
   if (!s.queue.offer(payload, safe)) return false;
-  if (s.state === 'op' && wasEmpty) {
-    if (s.heldToken !== null) s.hurryPending = true;
-    else if (s.believeIdle && s.hurryAtMs === null) s.hurryAtMs = s.lastNowMs;
-  }
+  // A token held here is used (or released) on the next tick, which the queue makes due at once.
+  if (s.state === 'op' && wasEmpty && s.heldToken === null && s.believeIdle && s.hurryAtMs === null) s.hurryAtMs = s.lastNowMs;
   return true;
 }
 
@@ -84,8 +90,11 @@ export function onHurry(s: TotemState, nowMs: number): void {
   if (s.heldToken !== null) releaseToken(s, nowMs, false);
 }
 
-/** `mayHold`: false when the leader releases a token it held (the hold decision was made then). */
-export function tokenVisit(s: TotemState, token: TokenFields, nowMs: number, mayHold = true): void {
+/**
+ * `mayHold`: false when the leader releases a token it held (the hold decision was made then);
+ * `sequencedWhileHeld`: packets the leader ordered on it meanwhile (they count as this visit's).
+ */
+export function tokenVisit(s: TotemState, token: TokenFields, nowMs: number, mayHold = true, sequencedWhileHeld = 0): void {
   const cur = s.cur;
   assert((s.state === 'op' || s.state === 'recovery') && cur !== null, 'token visit in op or recovery');
   assert(seqLte(token.aru, token.seq), 'token aru ≤ seq');
@@ -119,6 +128,7 @@ export function tokenVisit(s: TotemState, token: TokenFields, nowMs: number, may
     s.send(cur.predecessor, encodeTokenAck(s.header, token.hop));
     buf.noteTokenAru(token.aru);
     deliverCurrent(s);
+    if (s.queue.hasQueued()) useHeldToken(s, nowMs);
     return;
   }
 
@@ -143,7 +153,7 @@ export function tokenVisit(s: TotemState, token: TokenFields, nowMs: number, may
 
   // 2. New packets under flow control: in recovery only the old ring's packets, from the install on client messages.
   const seqBefore = t.seq;
-  const allowance = Math.max(0, flowAllowance(s, t) - retransmitted);
+  const allowance = Math.max(0, flowAllowance(s, t) - retransmitted - sequencedWhileHeld);
   const recoveryPending = recovering && !installing && recoveryQueued(s);
   const fresh = recovering && !installing ? buildRecoveryPackets(s, allowance, t) : buildPackets(s, allowance, t);
 
@@ -159,7 +169,7 @@ export function tokenVisit(s: TotemState, token: TokenFields, nowMs: number, may
   }
 
   // 5. Flow control: replace our previous contribution with this visit's.
-  const contribution = retransmitted + fresh.length;
+  const contribution = retransmitted + sequencedWhileHeld + fresh.length;
   t.flowControl = Math.max(0, t.flowControl - s.myLastContribution) + contribution;
   s.myLastContribution = contribution;
 
@@ -220,10 +230,34 @@ function shouldHold(s: TotemState, token: TokenFields): boolean {
   s.fullRotations = full ? s.fullRotations + 1 : 0;
   // Two full rotations: every member saw aru = seq twice, so delivered every SAFE packet.
   if (s.fullRotations >= FULL_ROTATIONS_BEFORE_SAFE_HOLD) buf.noteSafeEverywhere(token.seq);
-  const quiet = full && token.rtr.length === 0 && buf.myAru === token.seq && !s.queue.hasQueued();
+  // The leader's own queue does not stop a hold: it orders those messages on the held token (unless one is SAFE).
+  const quiet = full && token.rtr.length === 0 && buf.myAru === token.seq && !s.queue.hasSafeQueued();
   const safeDelivered = s.fullRotations >= FULL_ROTATIONS_BEFORE_SAFE_HOLD || !buf.safePendingSomewhere();
   // The IDLE flag surviving a rotation means nobody withdrew it (nobody has work queued).
   return quiet && safeDelivered && !s.hurryPending && (token.flags & TokenFlag.IDLE) !== 0;
+}
+
+/**
+ * Leader holding the token with messages queued: order them on the held token without a
+ * rotation (module comment, "Sequencer while idle"), or, when it may not (a SAFE message
+ * waits, the personal window is used up), send the token round with them.
+ */
+function useHeldToken(s: TotemState, nowMs: number): void {
+  const token = s.heldToken!;
+  const allowance = s.queue.hasSafeQueued() ? 0 : Math.min(flowAllowance(s, token), s.personalWindow - s.sequencedWhileHeld);
+  if (allowance > 0) {
+    const fresh = buildPackets(s, allowance, token);
+    s.sequencedWhileHeld += fresh.length;
+    s.count('sequencedWhileHeld', fresh.length);
+    for (const packet of fresh) s.send('all', packet);
+    deliverCurrent(s);
+  }
+  if (s.queue.hasQueued()) releaseToken(s, nowMs, false);
+}
+
+/** Member of an idle ring: packets the holder sent after the last token have a hole here. */
+export function missingFromHolder(s: TotemState): boolean {
+  return seqLt(s.buf.myAru, s.buf.highestSeq);
 }
 
 /** `heartbeat`: the idle ring's periodic rotation (it comes back to be held again at once). */
@@ -232,9 +266,11 @@ function releaseToken(s: TotemState, nowMs: number, heartbeat: boolean): void {
   assert(token !== null && s.cur?.leaderVid === s.myVid, 'release a held token at the leader');
   s.heldToken = null;
   s.holdUntilMs = null;
+  const sequenced = s.sequencedWhileHeld;
+  s.sequencedWhileHeld = 0;
   if (!heartbeat) s.fullRotations = 0;
   // The held token was accepted when it arrived; now run the visit we postponed.
-  tokenVisit(s, token, nowMs, false);
+  tokenVisit(s, token, nowMs, false, sequenced);
 }
 
 /** Spread's formula (§11.2), the gap rule and the receive-buffer bound. */
@@ -269,6 +305,7 @@ export function resetTokenState(s: TotemState): void {
   s.hurryAtMs = null;
   s.heldToken = null;
   s.holdUntilMs = null;
+  s.sequencedWhileHeld = 0;
   s.fullRotations = 0;
   s.departedFullSeq = null;
   s.hurryPending = false;
@@ -279,15 +316,17 @@ export function resetTokenState(s: TotemState): void {
 /** The token's timers: a held token's release or heartbeat, HURRY, re-sending the (commit) token, token loss. */
 export function tokenTimers(s: TotemState, nowMs: number): void {
   if (s.heldToken !== null) {
-    if (s.hurryPending || s.queue.hasQueued()) {
+    if (s.hurryPending) {
       releaseToken(s, nowMs, false);
+    } else if (s.queue.hasQueued()) {
+      useHeldToken(s, nowMs);
     } else if (s.holdUntilMs !== null && nowMs >= s.holdUntilMs) {
       s.count('heartbeats');
       releaseToken(s, nowMs, true);
     }
   }
   if (s.hurryAtMs !== null && nowMs >= s.hurryAtMs) {
-    if (s.state === 'op' && s.believeIdle && s.queue.hasQueued()) {
+    if (s.state === 'op' && s.believeIdle && (s.queue.hasQueued() || missingFromHolder(s))) {
       s.send(s.cur!.leaderVid, encodeHurry(s.header, s.lastHop));
       s.count('hurrySent');
       s.tokenHurry++;

@@ -40,6 +40,12 @@ export class SendQueue {
     return this.head < this.payloads.length;
   }
 
+  /** True when some queued message asks for SAFE delivery. */
+  hasSafeQueued(): boolean {
+    for (let i = this.head; i < this.safeFlags.length; i++) if (this.safeFlags[i]) return true;
+    return false;
+  }
+
   /** Queues a message, or returns false (queuing nothing) at the bounds: back-pressure. */
   offer(payload: Uint8Array, safe: boolean): boolean {
     const queued = this.length;

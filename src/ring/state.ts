@@ -82,7 +82,7 @@ const COUNTER_NAMES = [
   'hurryReceived', 'badFragments', 'joinsSent', 'joinsReceived', 'staleJoins', 'probesSent', 'consensusTimeouts',
   'failedDaemons', 'commitTokens', 'commitMismatch', 'lateOldPackets', 'recoveryPacketsSent', 'recoveredPackets',
   'installs', 'gatherStart', 'gatherTokenLoss', 'gatherForeignMessage', 'gatherJoin', 'gatherRestart',
-  'gatherFailedToReceive', 'gatherFormTimeout', 'commitEnters', 'recoveryEnters', 'lateTicks',
+  'gatherFailedToReceive', 'gatherFormTimeout', 'commitEnters', 'recoveryEnters', 'lateTicks', 'sequencedWhileHeld',
 ] as const;
 
 /** Dropped-packet and protocol counters (diagnostics()). */
@@ -195,6 +195,8 @@ export class TotemState {
   /** Leader only: token kept while the ring is idle, released for work or every heartbeat. */
   heldToken: TokenFields | null = null;
   holdUntilMs: number | null = null;
+  /** Leader: packets sequenced while holding the token since it last went round. */
+  sequencedWhileHeld = 0;
   /** Leader: consecutive rotations that left with aru = seq and came back unchanged. */
   fullRotations = 0;
   /** Leader: the last token it sent left with aru = seq (this seq). */
@@ -285,8 +287,8 @@ export class TotemState {
     this.packets.push({ to, bytes });
   }
 
-  count(name: CounterName): void {
-    this.counters[name]++;
+  count(name: CounterName, by = 1): void {
+    this.counters[name] += by;
   }
 
   note(atMs: number, text: string): void {
