@@ -118,7 +118,7 @@ export async function startWatchedDaemon(options: {
   writeFileSync(configPath, options.config ?? soloConfig(options.port));
   const silent = { info() {}, warn() {}, debug() {} };
   // monitor: false: this fixture emulates the monitor port itself (`monitor` below).
-  const daemon = await startDaemonProcess({ configPath, name: options.name, port: options.port, unixDir: scratch, logger: silent, monitor: false });
+  const daemon = await startDaemonProcess({ configPath, name: options.name, port: options.port, unixDir: scratch, stateDir: scratch, logger: silent, monitor: false });
   const snapshot = () => daemon.node.statusSnapshot(Date.now());
   const http = await startManagementServer({ port: options.httpPort, snapshot });
   let monitorSocket: dgram.Socket | null = null;

@@ -14,6 +14,7 @@
 import dgram from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseIdentity, loadConfig, localAddresses } from '../config/load.js';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
@@ -23,6 +24,7 @@ import { SoloRing } from '../ring/solo.js';
 import type { Ring } from '../ring/types.js';
 import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.js';
 import { DaemonNode, type NodeLogger } from './node.js';
+import { type RingIdentity, RingIdentityFile, ringIdentityPath, unkeptRingIdentity } from './ring-identity.js';
 import { DaemonServer } from './server.js';
 import { UdpRingLink, monotonicWallClock, receiveBufferBytesGranted } from './udp.js';
 import { startManagementServer, type ManagementServer } from '../management/http.js';
@@ -48,6 +50,12 @@ export interface DaemonOptions {
    * daemon, else the TotemRing over UDP (src/ring/totem.ts, src/daemon/udp.ts).
    */
   createRing?: (config: SpreadConfig, me: DaemonSpec, nowMs: number) => Ring;
+  /**
+   * Directory of the file that keeps this daemon's ring identity across restarts
+   * (ring-identity.ts). Default: spread.conf's RuntimeDir, else the system's temporary
+   * directory. null keeps nothing: ring ids then rest on the clock alone.
+   */
+  stateDir?: string | null;
   /** Serve /status, /metrics and the dashboard on this address (off when absent). */
   http?: { host: string; port: number };
   /**
@@ -104,17 +112,22 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   const port = options.port ?? config.segments[me.segmentIndex].port;
   const clock = monotonicWallClock;
   const nowMs = clock();
+  const stateDir = options.stateDir === undefined ? (config.params.runtimeDir ?? tmpdir()) : options.stateDir;
+  const identity = stateDir === null ? unkeptRingIdentity(Math.random) : openRingIdentity(ringIdentityPath(stateDir, me.name, port), logger);
   let ring: Ring;
   let link: UdpRingLink | null = null;
   if (options.createRing) ring = options.createRing(config, me, nowMs);
   else if (config.daemons.length > 1) {
     const receiveBufferBytes = receiveBufferBytesGranted();
-    ring = createRingFromConfig(config, me, nowMs, receiveBufferBytes);
+    ring = createRingFromConfig(config, me, nowMs, receiveBufferBytes, identity);
     logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes }, 'ring datagram size');
     link = new UdpRingLink({ config, myVid: me.vid, clock });
   } else {
-    ring = new SoloRing(me.vid, nowMs);
+    ring = new SoloRing(me.vid, nowMs, identity.ringTimeFloor);
   }
+  // A ring id is durable before anything carrying it leaves: the ring of one's id already exists.
+  const keepRingTime = () => identity.keep(ring.formedRingTime?.() ?? 0);
+  keepRingTime();
   const params = config.params;
   const usesIp = params.allowedAuthMethods.includes('IP') || params.requiredAuthMethods.includes('IP');
   const node = new DaemonNode({
@@ -141,6 +154,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     logger,
     transport: link ?? undefined,
     now: clock,
+    beforeEffects: keepRingTime,
   });
   let stopped = false;
   let stop: () => Promise<void> = async () => {};
@@ -240,6 +254,18 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     await link?.close();
   };
   return { node, server, link, port, unixPath, management, monitor, stop: () => stop() };
+}
+
+/** The ring identity file; when it cannot be used, a warning and nothing kept (ring ids then rest on the clock). */
+function openRingIdentity(path: string, logger: NodeLogger): RingIdentity {
+  try {
+    const identity = RingIdentityFile.open(path, Math.random);
+    logger.info({ file: path, incarnation: identity.incarnation, ringTimeFloor: identity.ringTimeFloor }, 'ring identity');
+    return identity;
+  } catch (error) {
+    logger.warn({ file: path, error: String(error) }, 'ring identity not kept: a restart within the same second may reuse a ring id');
+    return unkeptRingIdentity(Math.random);
+  }
 }
 
 /** A ring of one has no UDP link: a socket on address:P for monitor packets only. Null when P is taken. */

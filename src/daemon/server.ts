@@ -59,6 +59,8 @@ export interface DaemonServerOptions {
   logger: NodeLogger;
   transport?: PacketTransport;
   now?: () => number;
+  /** Runs before each batch of effects (ring packets, client writes) leaves; the daemon keeps its ring identity here. */
+  beforeEffects?: () => void;
 }
 
 interface Connection {
@@ -232,6 +234,7 @@ export class DaemonServer {
     const nowMs = this.now();
     // Submits of this turn may need the ring's attention now (e.g. ask a held token back).
     this.node.tick(nowMs);
+    this.options.beforeEffects?.();
     // A token (any unicast) goes out before the deliveries are written: the next daemon waits
     // for it. Data alone (the leader ordering on a held token) waits for this turn's client
     // writes, so a sender's own message reaches it before the syscalls for the other daemons.

@@ -7,12 +7,10 @@
  * is the one moment the members' old-ring states meet: everything EVS recovery needs is
  * fixed here, and nothing after it may change what was reported.
  *
- * Deviation from Spread (deliberate): ring ids are (leader VID, seconds), bumped above every
- * ring any member was in. A restarted daemon cannot remember its previous life's ids, so
- * uniqueness across a restart assumes it comes back in a later second than the last id it
- * created (the times run ahead of the clock only while memberships come faster than one a
- * second). Recovery groups members by old ring id and incarnation, so even a reused id
- * cannot mix two rings' messages.
+ * Ring ids are (leader VID, seconds), raised above every ring any member was in and above
+ * every id this daemon formed in this life or an earlier one (ring-id.ts says how the last
+ * part survives a restart). Recovery also groups members by old ring id and incarnation, so
+ * even a reused id (a restart that kept nothing) cannot mix two rings' messages.
  */
 import { assert } from './assert.js';
 import { candidates } from './gather.js';
@@ -20,11 +18,12 @@ import { type CommitFields, type CommitPacket, encodeCommit, encodeTokenAck } fr
 import { tokenVisit } from './operational.js';
 import { enterRecovery, installAlone } from './recovery.js';
 import { seqLte } from './seq.js';
-import { NO_RING, NONE, ringKey, sameList, sameRing, type TotemState } from './state.js';
+import { NO_RING, ringKey, ringTimeAfter, sameRing } from './ring-id.js';
+import { NONE, sameList, type TotemState } from './state.js';
 
 /** Representative: a new ring id above every ring any member was in, then the commit token. */
 export function formRing(s: TotemState, members: number[], nowMs: number): void {
-  let time = Math.max(Math.floor(nowMs / 1000), s.lastFormedTime + 1);
+  let time = ringTimeAfter(nowMs, s.formedTime);
   if (s.old !== null) time = Math.max(time, s.old.view.membId.time + 1);
   for (const vid of members) {
     const ring = s.joinRing.get(vid);
@@ -32,7 +31,7 @@ export function formRing(s: TotemState, members: number[], nowMs: number): void 
   }
   assert(time <= 0xffffffff, 'ring id time fits u32');
   const id = { procId: s.myVid, time };
-  s.lastFormedTime = time;
+  s.formedTime = time;
   s.rememberRing(id);
   if (members.length === 1) {
     installAlone(s, id, nowMs);

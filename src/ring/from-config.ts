@@ -38,8 +38,20 @@ export function datagramBytesFor(config: SpreadConfig, receiveBufferBytes: numbe
   return Math.min(chosen, DATAGRAM_BYTES_MAX - RECOVERED_OVERHEAD_BYTES);
 }
 
-/** `receiveBufferBytes`: the UDP receive buffer the kernel grants (null: unknown, no loopback sizing). */
-export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number, receiveBufferBytes: number | null = null): TotemOptions {
+/** What a daemon keeps across restarts (src/daemon/ring-identity.ts). */
+export type KeptIdentity = Pick<TotemOptions, 'incarnation' | 'ringTimeFloor'>;
+
+/**
+ * `receiveBufferBytes`: the UDP receive buffer the kernel grants (null: unknown, no loopback sizing).
+ * `kept`: what this daemon kept across restarts (default: nothing).
+ */
+export function ringOptionsFromConfig(
+  config: SpreadConfig,
+  me: DaemonSpec,
+  nowMs: number,
+  receiveBufferBytes: number | null = null,
+  kept: KeptIdentity = {},
+): TotemOptions {
   const p = config.params;
   return {
     myVid: me.vid,
@@ -57,9 +69,11 @@ export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowM
     formTimeoutMs: p.timeouts.formMs,
     lookupTimeoutMs: p.timeouts.lookupMs,
     datagramBytes: datagramBytesFor(config, receiveBufferBytes),
+    incarnation: kept.incarnation,
+    ringTimeFloor: kept.ringTimeFloor,
   };
 }
 
-export function createRingFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number, receiveBufferBytes: number | null = null): TotemRing {
-  return new TotemRing(ringOptionsFromConfig(config, me, nowMs, receiveBufferBytes));
+export function createRingFromConfig(...args: Parameters<typeof ringOptionsFromConfig>): TotemRing {
+  return new TotemRing(ringOptionsFromConfig(...args));
 }

@@ -15,8 +15,8 @@
  *  - A freshly started daemon gathers with only itself in its proc set and forms a ring of
  *    one if nobody answers within GatherTimeout; others merge with it through JOINs. Its
  *    first ring has no transitional configuration. Each incarnation of a daemon carries a
- *    number (its start time in ms) in JOINs and on the commit token, so a restarted daemon
- *    is told apart from a stale JOIN of its previous life.
+ *    number in JOINs and on the commit token (TotemOptions.incarnation: the daemon counts its
+ *    lives), so a restarted daemon is told apart from a stale JOIN of its previous life.
  *  - Each gather attempt (re-entered after a failed commit or recovery) starts with an empty
  *    fail set, keeping only the daemons not yet failed; in op, a JOIN whose fail set holds us is
  *    ignored (its sender gathers without us and probes again once it has a ring). Both keep a
@@ -33,7 +33,8 @@ import { formRing } from './commit.js';
 import { encodeJoin, JoinFlag, type JoinPacket, type Packet, PacketType } from './packet.js';
 import { resetTokenState } from './operational.js';
 import { seqLte } from './seq.js';
-import { type CounterName, NO_RING, ringKey, sameList, sameRing, type TotemState } from './state.js';
+import { NO_RING, ringKey, sameRing } from './ring-id.js';
+import { type CounterName, sameList, type TotemState } from './state.js';
 
 /** Why a daemon left normal operation (or re-started a gather). Logged and counted. */
 export type GatherReason = 'start' | 'token loss' | 'foreign message' | 'join' | 'restart' | 'failed to receive' | 'form timeout';

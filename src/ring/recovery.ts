@@ -37,7 +37,8 @@ import {
 } from './packet.js';
 import { resetTokenState } from './operational.js';
 import { seqAdd, seqDiff, seqGt, seqLte, seqMax, seqMin } from './seq.js';
-import { NO_RING, type RecoveryPlan, ringKey, sameList, sameRing, type TotemState } from './state.js';
+import { NO_RING, ringKey, sameRing } from './ring-id.js';
+import { type RecoveryPlan, sameList, type TotemState } from './state.js';
 import type { MembershipId } from './types.js';
 
 export function enterRecovery(s: TotemState, c: CommitFields, nowMs: number): void {
@@ -76,7 +77,7 @@ function planRecovery(s: TotemState, c: CommitFields): RecoveryPlan {
   if (old === null) return { oldRing: null, trans: [], transSet: new Set(), maxHighest: 0, safeBound: 0 };
   const oldRing = old.view.membId;
   // Same old ring id and the same life of the daemon as when that ring formed: a daemon that
-  // restarted and reused a ring id (it cannot remember its earlier ones) is not of our ring.
+  // restarted and reused a ring id (possible only when it kept nothing, ring-id.ts) is not of our ring.
   const group = c.entries.filter((e) => sameRing(e.oldRing, oldRing) && old.view.incarnations.get(e.vid) === e.incarnation);
   const mine = group.find((e) => e.vid === s.myVid);
   assert(mine !== undefined, 'I come from my old ring');

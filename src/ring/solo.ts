@@ -5,6 +5,7 @@
  */
 import type { MembershipId, Ring, RingEvent, RingReady, RingStatus } from './types.js';
 import { DATAGRAM_BYTES_DEFAULT } from './limits.js';
+import { ringTimeAfter } from './ring-id.js';
 
 export class SoloRing implements Ring {
   readonly myVid: number;
@@ -13,9 +14,10 @@ export class SoloRing implements Ring {
   private events: RingEvent[] = [];
   private delivered = 0;
 
-  constructor(myVid: number, nowMs: number) {
+  /** `ringTimeFloor`: as TotemOptions.ringTimeFloor (a restarted daemon's one ring id must be new too). */
+  constructor(myVid: number, nowMs: number, ringTimeFloor = 0) {
     this.myVid = myVid;
-    this.membId = { procId: myVid, time: Math.floor(nowMs / 1000) };
+    this.membId = { procId: myVid, time: ringTimeAfter(nowMs, ringTimeFloor) };
     this.events.push({ kind: 'regular', membId: this.membId, members: [myVid] });
   }
 
@@ -36,6 +38,10 @@ export class SoloRing implements Ring {
     this.events = [];
     this.delivered += events.length;
     return { packets: [], events };
+  }
+
+  formedRingTime(): number {
+    return this.membId.time;
   }
 
   nextDeadlineMs(): number | null {

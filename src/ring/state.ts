@@ -28,6 +28,7 @@ import {
   WINDOW_MAX,
 } from './limits.js';
 import { DataPacketWriter, type PacketHeader, RECOVERED_OVERHEAD_BYTES, type TokenFields } from './packet.js';
+import { NO_RING, ringKey } from './ring-id.js';
 import { SendQueue } from './send-queue.js';
 import { seqAdd, seqLte } from './seq.js';
 import type { TotemOptions } from './totem.js';
@@ -35,8 +36,6 @@ import type { MembershipId, OutboundPacket, RingEvent } from './types.js';
 
 export type MembershipState = 'op' | 'gather' | 'commit' | 'recovery';
 
-/** Ring id of a daemon that has not installed a ring yet. */
-export const NO_RING: MembershipId = Object.freeze({ procId: 0, time: 0 });
 /** No daemon (the token's aru setter when aru = seq). */
 export const NONE = 0;
 
@@ -87,14 +86,6 @@ const COUNTER_NAMES = [
 
 /** Dropped-packet and protocol counters (diagnostics()). */
 export type CounterName = (typeof COUNTER_NAMES)[number];
-
-export function ringKey(id: MembershipId): string {
-  return `${id.procId}/${id.time}`;
-}
-
-export function sameRing(a: MembershipId, b: MembershipId): boolean {
-  return a.procId === b.procId && a.time === b.time;
-}
 
 export function sameList(a: readonly number[], b: readonly number[]): boolean {
   if (a.length !== b.length) return false;
@@ -153,7 +144,8 @@ export class TotemState {
   consensusAtMs: number | null = null;
   /** The ring each daemon last reported in a JOIN (new ring ids must exceed them all). */
   readonly joinRing = new Map<number, MembershipId>();
-  lastFormedTime = 0;
+  /** Highest ring id time formed here, in this life or (ringTimeFloor) an earlier one: new ids go above it. */
+  formedTime: number;
 
   // commit
   forming: Forming | null = null;
@@ -280,6 +272,7 @@ export class TotemState {
     this.buf = new PacketBuffer(this.startSeq, this.badFragment);
     this.lastForwardedSeq = this.startSeq;
     this.lastNowMs = options.nowMs;
+    this.formedTime = options.ringTimeFloor ?? 0;
     this.header = { sender: this.myVid, membId: NO_RING, configHash: this.configHash };
   }
 

@@ -16,6 +16,7 @@
  *   commit.ts       the new ring id and the commit token's two rotations ('commit')
  *   recovery.ts     EVS recovery of the old ring's packets and the install ('recovery')
  *   delivery.ts     what is delivered, in which order: AGREED, SAFE, and §7.3 at an install
+ *   ring-id.ts      ring ids, and how they stay unique across the daemon's restarts
  *
  * Membership runs 'op' → 'gather' → 'commit' → 'recovery' → 'op'; a failure during commit
  * or recovery goes back to gather with the old ring's messages kept. The deviations from
@@ -33,10 +34,11 @@ import { MEMBERS_MAX, MESSAGE_BYTES_MAX, STALL_GRACE_MS, WINDOW_MAX } from './li
 import { onHurry, onToken, onTokenAck, queueMessage, tokenTimers } from './operational.js';
 import { decodePacket, type Packet, PacketType } from './packet.js';
 import { seqLte } from './seq.js';
-import { type MembershipState, NO_RING, ringKey, sameRing, TotemState } from './state.js';
+import { NO_RING, ringKey, ringTimeAfter, sameRing } from './ring-id.js';
+import { type MembershipState, TotemState } from './state.js';
 import type { FlowControlChange, MembershipId, Ring, RingDiagnostics, RingReady, RingState, RingStatus } from './types.js';
 
-export { ringKey } from './state.js';
+export { ringKey } from './ring-id.js';
 export type { GatherReason } from './gather.js';
 
 export interface TotemOptions {
@@ -69,8 +71,17 @@ export interface TotemOptions {
   sendQueueBytesMax?: number;
   /** First packet of each ring gets initialSeq + 1 (tests start near 2^32 to exercise wrap-around). */
   initialSeq?: number;
-  /** Tells this life of the daemon from earlier ones (default: nowMs at creation, as u32). */
+  /**
+   * Tells this life of the daemon from earlier ones (JOINs, commit token). The daemon passes a
+   * counter it keeps across restarts; the default, nowMs at creation as u32, is unique only
+   * when lives start in different milliseconds.
+   */
   incarnation?: number;
+  /**
+   * The highest ring id time any earlier life of this daemon formed (its last formedRingTime(),
+   * kept by the adapter): every ring id this life forms lies above it (ring-id.ts). Default 0.
+   */
+  ringTimeFloor?: number;
   /** Deliver events carry `packetSeq` (simulator checks). */
   traceDeliveries?: boolean;
 }
@@ -90,7 +101,8 @@ export class TotemRing implements Ring {
     this.configured = s.configured;
     if (s.solo) {
       // A configuration of one orders at once, without packets or timers (SoloRing's fast path).
-      const id = { procId: s.myVid, time: Math.floor(options.nowMs / 1000) >>> 0 };
+      const id = { procId: s.myVid, time: ringTimeAfter(options.nowMs, s.formedTime) };
+      s.formedTime = id.time;
       s.cur = s.makeView(id, [s.myVid], new Map([[s.myVid, s.incarnation]]), [NO_RING]);
       s.state = 'op';
       s.header = { ...s.header, membId: id };
@@ -279,18 +291,19 @@ export class TotemRing implements Ring {
     failSet: number[];
     oldRing: MembershipId | null;
     incarnation: number;
-    /** Highest ring id time this daemon created: a restart must come in a later second (ring ids stay unique). */
-    lastFormedTime: number;
   } {
     const s = this.s;
     return {
-      lastFormedTime: s.lastFormedTime,
       state: s.state,
       procSet: s.inConfigOrder(s.procSet),
       failSet: s.inConfigOrder(s.failSet),
       oldRing: s.old === null ? null : { ...s.old.view.membId },
       incarnation: s.incarnation,
     };
+  }
+
+  formedRingTime(): number {
+    return this.s.formedTime;
   }
 
   setFlowControl(change: FlowControlChange): string | null {

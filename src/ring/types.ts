@@ -117,6 +117,12 @@ export interface Ring {
   /** Refusals, recent log lines and counters, for status tools and logs. */
   diagnostics?(): RingDiagnostics;
   /**
+   * Highest ring id time this daemon formed, in this life or an earlier one. The adapter keeps
+   * it durable before any effect leaves the process and hands it back after a restart
+   * (TotemOptions.ringTimeFloor), so that no ring id is formed twice (ring-id.ts).
+   */
+  formedRingTime?(): number;
+  /**
    * New flow-control windows (the monitor's FLOW CONTROL, §9), from the next token visit on;
    * null keeps a value. Returns why the change was refused (nothing changes then), or null.
    */

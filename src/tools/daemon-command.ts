@@ -4,6 +4,8 @@
  *   -n <name>            which configured daemon this process is
  *   -p, --port <port>    client port instead of the segment port
  *   --unix-dir <dir>     directory of the Unix socket <dir>/<port> (default /tmp); 'none' disables it
+ *   --state-dir <dir>    directory of the file keeping the ring identity across restarts
+ *                        (default RuntimeDir, else the system's temporary directory); 'none' keeps nothing
  *   --log-level <level>  pino level (default info)
  *   --http <[host:]port> serve /status (JSON), /metrics (Prometheus) and the dashboard page (off by default)
  * Exits 0 on SIGINT/SIGTERM after closing listeners and removing the Unix socket.
@@ -22,6 +24,7 @@ interface DaemonCommandOptions {
   n?: string;
   port?: number;
   unixDir: string;
+  stateDir?: string;
   logLevel: string;
   handshakeTimeoutMs: number;
   slowReaderStallMs: number;
@@ -35,6 +38,10 @@ export function daemonCommand(): Command {
     .option('-n <name>', 'name of this daemon in the configuration')
     .option('-p, --port <port>', 'client port (overrides the segment port)', integer(1, 65535))
     .option('--unix-dir <dir>', "directory of the Unix socket <dir>/<port> ('none' for no Unix socket)", DEFAULT_UNIX_SOCKET_DIR)
+    .option(
+      '--state-dir <dir>',
+      "directory of the file that keeps this daemon's ring identity across restarts (default: RuntimeDir from spread.conf, else the system's temporary directory; 'none' keeps nothing)",
+    )
     .option('--http <[host:]port>', 'serve /status, /metrics (Prometheus) and the dashboard; host defaults to 127.0.0.1', (text) => {
       try {
         return parseListenSpec(text);
@@ -74,6 +81,7 @@ export function daemonCommand(): Command {
           name: options.n,
           port: options.port,
           unixDir: options.unixDir === 'none' ? null : options.unixDir,
+          stateDir: options.stateDir === 'none' ? null : options.stateDir,
           handshakeDeadlineMs: options.handshakeTimeoutMs,
           slowReaderStallMs: options.slowReaderStallMs,
           http: options.http,

@@ -102,7 +102,7 @@ export function soloConfig(port: number, extraLines: string[] = []): string {
 export async function startDaemon(options: StartDaemonOptions): Promise<StartedDaemon> {
   const scratch = mkdtempSync(join(tmpdir(), 'tspread-daemon-'));
   const unixDir = options.unixDir ?? scratch;
-  const args = [...(options.nodeArgs ?? []), CLI_PATH, 'daemon', '-p', String(options.port), '--unix-dir', unixDir];
+  const args = [...(options.nodeArgs ?? []), CLI_PATH, 'daemon', '-p', String(options.port), '--unix-dir', unixDir, '--state-dir', scratch];
   if (options.config !== undefined) {
     const configPath = join(scratch, 'spread.conf');
     writeFileSync(configPath, options.config);

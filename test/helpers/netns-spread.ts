@@ -210,7 +210,7 @@ export class SpreadLab {
     const child = this.net.spawn(
       index,
       process.execPath,
-      [CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir],
+      [CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir, '--state-dir', daemon.unixDir],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     daemon.process = child;

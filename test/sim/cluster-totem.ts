@@ -27,6 +27,8 @@ export class TotemFabric {
   private readonly prng: Prng;
   private readonly configHash: number;
   private readonly rings = new Map<number, TotemRing>();
+  /** Each daemon's latest life, running or crashed: what it keeps across a restart comes from there. */
+  private readonly lastLife = new Map<number, { ring: TotemRing; lives: number }>();
   private readonly island = new Map<number, number>();
   /** Hands an arriving datagram to daemon `vid`'s node. */
   onPacket: ((vid: number, bytes: Uint8Array) => void) | null = null;
@@ -43,8 +45,14 @@ export class TotemFabric {
   }
 
   start(vid: number, nowMs: number): Ring {
-    const ring = new TotemRing({ ...this.options.ring, myVid: vid, members: this.vids, configHash: this.configHash, nowMs });
+    // What a daemon keeps across restarts (src/daemon/ring-identity.ts): a count of its lives and
+    // the highest ring time it formed.
+    const previous = this.lastLife.get(vid);
+    const lives = (previous?.lives ?? 0) + 1;
+    const kept = { incarnation: lives, ringTimeFloor: previous?.ring.formedRingTime() ?? 0 };
+    const ring = new TotemRing({ ...kept, ...this.options.ring, myVid: vid, members: this.vids, configHash: this.configHash, nowMs });
     this.rings.set(vid, ring);
+    this.lastLife.set(vid, { ring, lives });
     return ring;
   }
 

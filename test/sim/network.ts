@@ -180,7 +180,7 @@ export class Simulator {
     const node = this.nodes[index];
     if (node.ring !== null) this.crash(index);
     const previous = node.incarnations.at(-1);
-    const notBeforeMs = previous === undefined ? 0 : (previous.membership().lastFormedTime + 1) * 1000;
+    const notBeforeMs = previous === undefined ? 0 : (previous.formedRingTime() + 1) * 1000;
     node.startAtMs = Math.max(atMs, this.nowMs, notBeforeMs);
   }
 
@@ -242,7 +242,11 @@ export class Simulator {
   private step(): void {
     for (const node of this.nodes) {
       if (node.ring === null && node.startAtMs <= this.nowMs) {
-        node.ring = new TotemRing({ traceDeliveries: true, ...this.nodeOptions, ...this.overrides[node.index], myVid: node.vid, members: this.vids, nowMs: this.nowMs });
+        // What a daemon keeps across restarts (src/daemon/ring-identity.ts): a count of its lives and
+        // the highest ring time it formed.
+        const previous = node.incarnations.at(-1);
+        const kept = { incarnation: node.incarnations.length + 1, ringTimeFloor: previous?.formedRingTime() ?? 0 };
+        node.ring = new TotemRing({ traceDeliveries: true, ...kept, ...this.nodeOptions, ...this.overrides[node.index], myVid: node.vid, members: this.vids, nowMs: this.nowMs });
         node.incarnations.push(node.ring);
         this.drain(node);
         return;
