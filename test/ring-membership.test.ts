@@ -118,8 +118,7 @@ describe('a restart', () => {
     const { sim, checker } = cluster(5, 3);
     traffic(sim, checker, sim.nowMs + 100);
     // The old incarnation dies and the new one starts at once: no token loss yet anywhere.
-    sim.crash(1);
-    sim.nodes[1].startAtMs = sim.nowMs + 5; // (the restart helper would wait for the next second)
+    sim.restart(1, sim.nowMs + 5);
     traffic(sim, checker, sim.nowMs + 1_000);
     expect(lastRegular(sim.nodes[0]).members).toEqual(sim.vids);
     const counters = sim.nodes[0].ring!.diagnostics().counters;

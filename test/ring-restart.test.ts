@@ -24,12 +24,6 @@ function regulars(node: SimNode): Regular[] {
 
 const key = (id: MembershipId) => `${id.procId}/${id.time}`;
 
-/** Crash and start again at the same simulated moment. */
-function restartAtOnce(sim: Simulator, index: number): void {
-  sim.crash(index);
-  sim.nodes[index].startAtMs = sim.nowMs;
-}
-
 /**
  * Three daemons; `restarted` are cut off from the rest and restarted together RESTARTS times
  * within one second, each time as soon as their new ring is installed; then the network heals.
@@ -45,7 +39,7 @@ function restartCutOff(restarted: number[], overrides: Partial<TotemOptions>[] =
   const leader = sim.nodes[restarted[0]];
   for (let i = 0; i < RESTARTS; i++) {
     seconds.add(Math.floor(sim.nowMs / 1000));
-    for (const index of restarted) restartAtOnce(sim, index);
+    for (const index of restarted) sim.restart(index);
     const installed = () => leader.ring !== null && leader.ring.status().state === 'op' && restarted.every((index) => sim.nodes[index].ring!.status().state === 'op');
     expect(sim.run(sim.nowMs + 1_000, checker.poll(installed))).toBe(true);
   }
@@ -92,7 +86,7 @@ describe('a daemon restarted within one second', () => {
     sim.run(Math.ceil(sim.nowMs / 1000) * 1000 + 1);
     expect(() => {
       for (let i = 0; i < RESTARTS; i++) {
-        restartAtOnce(sim, 0);
+        sim.restart(0);
         sim.run(sim.nowMs + 1_000, () => sim.nodes[0].ring?.status().state === 'op');
       }
     }).toThrow(/ring id \S+ names/);

@@ -256,7 +256,6 @@ export class Cluster {
   private readonly dirty = new Set<number>();
   private readonly tickAt: (number | null)[] = [];
   private readonly crashedAt: number[] = [];
-  private readonly restartNotBefore: number[] = [];
   private nextSession = 1;
   crashes = 0;
   trace: string[] = [];
@@ -325,17 +324,6 @@ export class Cluster {
   crashDaemon(d: number): void {
     const crashed = this.nodes[d];
     if (crashed === null) return;
-    if (this.scenario.ring === 'totem') {
-      // TotemRing's ring times are wall-clock seconds bumped above the rings it knows; a
-      // new life knows none of its old life's, so it must not come back before the clock
-      // passed them, or it could form a ring id again (and gids would repeat).
-      let latest = 0;
-      for (const node of [crashed, ...this.nodes]) {
-        const membId = node?.ring.status().membId;
-        if (membId !== undefined && membId.procId === this.vids[d]) latest = Math.max(latest, membId.time);
-      }
-      this.restartNotBefore[d] = (latest + 1) * 1000;
-    }
     this.nodes[d] = null;
     this.tickAt[d] = null;
     this.crashedAt[d] = this.queue.nowMs;
@@ -608,7 +596,7 @@ export class Cluster {
         if (roll < 0.25) {
           if (this.nodes.filter((node) => node !== null).length > 1) {
             this.crashDaemon(d);
-            this.queue.at(Math.max(this.queue.nowMs + downFor, this.restartNotBefore[d] ?? 0), () => this.startDaemon(d));
+            this.queue.at(this.queue.nowMs + downFor, () => this.startDaemon(d));
           }
         } else if (roll < 0.75) {
           if (three) this.partition([shuffled.slice(0, 1), shuffled.slice(1, cut + 1), shuffled.slice(cut + 1)].filter((x) => x.length > 0));
@@ -620,7 +608,7 @@ export class Cluster {
     // Final heal: every daemon up, one network; every client connected.
     this.heal();
     for (let d = 0; d < s.daemons; d++) {
-      const at = Math.max(this.queue.nowMs, (this.crashedAt[d] ?? -Infinity) + s.downMs[0], this.restartNotBefore[d] ?? 0);
+      const at = Math.max(this.queue.nowMs, (this.crashedAt[d] ?? -Infinity) + s.downMs[0]);
       this.queue.at(at, () => this.startDaemon(d));
     }
     const settleBound = this.queue.nowMs + 60_000;

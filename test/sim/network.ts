@@ -9,7 +9,7 @@
  *
  * Faults beyond the network: `crash(i)` stops a node (its ring object is kept as a
  * dead incarnation, so checkers can still ask what it held), `restart(i, atMs)`
- * starts it again as a fresh daemon with its state lost, and `partition([[…], […]])`
+ * starts it again as a fresh daemon with its state lost (but for its ring identity), and `partition([[…], […]])`
  * drops every datagram between components until `heal()`.
  *
  * The simulator records what it can observe from outside the rings: every event
@@ -170,18 +170,13 @@ export class Simulator {
   }
 
   /**
-   * A crashed node starts again at `atMs` as a fresh daemon (state lost). Ring ids carry
-   * seconds, and a daemon cannot remember the ids its previous life created: the protocol
-   * assumes a restart comes in a later second than the last of them (the times only run
-   * ahead of the clock while memberships come faster than one a second), so the restart
-   * waits for that second here.
+   * A crashed node starts again at `atMs` (at once by default) as a fresh daemon: its state
+   * is lost but for what a daemon keeps across restarts (see step()).
    */
   restart(index: number, atMs = this.nowMs): void {
     const node = this.nodes[index];
     if (node.ring !== null) this.crash(index);
-    const previous = node.incarnations.at(-1);
-    const notBeforeMs = previous === undefined ? 0 : (previous.formedRingTime() + 1) * 1000;
-    node.startAtMs = Math.max(atMs, this.nowMs, notBeforeMs);
+    node.startAtMs = Math.max(atMs, this.nowMs);
   }
 
   /** Drop every datagram between different components (nodes not listed form one more component). */
