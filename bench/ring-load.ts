@@ -43,7 +43,7 @@ async function flood(ring: StartedRing, writers: number[], perWriter: number, ta
   try {
     await Promise.all([...tools, ...receivers].map((tool) => tool.exited));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const reports = receivers.map((tool) => (tool.stdout.trim().startsWith('{') ? JSON.parse(tool.stdout) : { received: 0, msgsPerSec: 0 }));
+    const reports = receivers.map(reportOf);
     return {
       complete: reports.every((report) => report.received === total),
       slowestMsgsPerSec: Math.min(...reports.map((report) => report.msgsPerSec)),
@@ -52,6 +52,11 @@ async function flood(ring: StartedRing, writers: number[], perWriter: number, ta
   } finally {
     for (const tool of [...tools, ...receivers]) tool.kill();
   }
+}
+
+/** A flooder's JSON report; a receiver that was cut printed none and counts as having nothing. */
+function reportOf(tool: { stdout: string }): { received: number; msgsPerSec: number } {
+  return tool.stdout.trim().startsWith('{') ? JSON.parse(tool.stdout) : { received: 0, msgsPerSec: 0 };
 }
 
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
@@ -71,7 +76,7 @@ async function concurrentWriters(): Promise<void> {
     console.log('| writers | runs with every message at every receiver | cuts logged | slowest receiver msgs/s | vs one writer |');
     console.log('|---|---|---|---|---|');
     const cuts = cutLines(ring).length;
-    console.log(`| 3 (one per daemon) | ${three.filter((o) => o.complete).length}/${runs} | ${cuts} | ${Math.round(rate(three))} | ${(rate(three) / rate(one)).toFixed(2)}× |`);
+    console.log(`| 3 (one per daemon) | ${three.filter((o) => o.complete).length}/${runs} | ${cuts} | ${Math.round(rate(three))} | ${rate(one) > 0 ? `${(rate(three) / rate(one)).toFixed(2)}×` : '–'} |`);
     console.log(`| 1 (on d1, same total) | ${one.filter((o) => o.complete).length}/${runs} | ${cuts} | ${Math.round(rate(one))} | 1.00× |`);
   } finally {
     await ring.stop();
@@ -90,7 +95,7 @@ async function stoppedReader(): Promise<void> {
     const writers = [0, 1, 2].map((index) => floodWriter(ring, index, `v${index + 1}`, options));
     try {
       await Promise.all([...writers, ...receivers.slice(0, 3)].map((tool) => tool.exited));
-      const others = receivers.slice(0, 3).map((tool) => JSON.parse(tool.stdout));
+      const others = receivers.slice(0, 3).map(reportOf);
       await ring.daemons[0].waitForOutput('"name":"#stop#d1"', 15_000);
       const cut = JSON.parse(cutLines(ring)[0]);
       console.log(`\n### A stopped reader (SIGSTOP) on d1 during the same flood\n`);
