@@ -205,6 +205,31 @@ describe('idle ring', () => {
     checker.checkComplete();
   });
 
+  it('SAFE ping-pong between the leader and a member: every exchange takes rotations, never a heartbeat', () => {
+    // The leader may hold only after two full rotations since its last SAFE packet left: counting
+    // rotations from before it would park the token while members still wait for their second aru.
+    const sim = new Simulator(7, 3, clean, { configHash: HASH });
+    sim.run(3_000);
+    const roundTrips: number[] = [];
+    let sentAtMs = 0;
+    sim.onEvent = (node, event) => {
+      if (event.kind !== 'deliver') return;
+      if (node.index === 1 && event.payload[0] === 1) sim.submit(1, new Uint8Array([2]), true);
+      if (node.index === 0 && event.payload[0] === 2) {
+        roundTrips.push(sim.nowMs - sentAtMs);
+        if (roundTrips.length < 5) {
+          sentAtMs = sim.nowMs;
+          sim.submit(0, new Uint8Array([1]), true);
+        }
+      }
+    };
+    sentAtMs = sim.nowMs;
+    sim.submit(0, new Uint8Array([1]), true);
+    expect(sim.run(sim.nowMs + 1_000, () => roundTrips.length === 5)).toBe(true);
+    // Hops of 0.1 ms: a few rotations of three hops each (the idle heartbeat is 120 ms).
+    for (const ms of roundTrips) expect(ms).toBeLessThan(3);
+  });
+
   it('the leader releases a held token for its own messages', () => {
     const sim = new Simulator(6, 3, clean, { configHash: HASH });
     const checker = new Checker(sim);

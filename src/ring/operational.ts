@@ -227,7 +227,10 @@ function shouldHold(s: TotemState, token: TokenFields): boolean {
   // flowControl still counts the packets the leader itself sent when the token left.
   const othersAdded = token.flowControl - s.myLastContribution;
   const full = s.departedFullSeq === token.seq && token.aru === token.seq && token.aruSetter === NONE && othersAdded === 0;
-  s.fullRotations = full ? s.fullRotations + 1 : 0;
+  // Consecutive full rotations at this seq: a rotation that carried new packets starts the count again,
+  // or a SAFE packet it carried would count as seen twice by every member after one rotation.
+  s.fullRotations = !full ? 0 : s.fullRotationsSeq === token.seq ? s.fullRotations + 1 : 1;
+  s.fullRotationsSeq = token.seq;
   // Two full rotations: every member saw aru = seq twice, so delivered every SAFE packet.
   if (s.fullRotations >= FULL_ROTATIONS_BEFORE_SAFE_HOLD) buf.noteSafeEverywhere(token.seq);
   // The leader's own queue does not stop a hold: it orders those messages on the held token (unless one is SAFE).

@@ -191,6 +191,8 @@ export class TotemState {
   sequencedWhileHeld = 0;
   /** Leader: consecutive rotations that left with aru = seq and came back unchanged. */
   fullRotations = 0;
+  /** Leader: the seq those full rotations came back with. */
+  fullRotationsSeq = 0;
   /** Leader: the last token it sent left with aru = seq (this seq). */
   departedFullSeq: number | null = null;
   hurryPending = false;
