@@ -160,6 +160,29 @@ describe('a partition', () => {
     sim.run(sim.nowMs + 1_000);
     checker.checkFinal();
   });
+
+  it('while the components gather, the cluster is not converged (no configuration event says so): a message submitted then is delivered in its component only', () => {
+    const { sim, checker } = cluster(14, 3);
+    sim.partition([[0], [1, 2]]);
+    const gathering = () => sim.nodes.every((n) => n.ring!.status().state === 'gather');
+    expect(sim.run(sim.nowMs + TOKEN_TIMEOUT_MS_DEFAULT + 100, gathering)).toBe(true);
+    // Every node's last configuration is still the full ring: only the rings' state shows they left it.
+    for (const node of sim.nodes) expect(lastRegular(node).members).toEqual(sim.vids);
+    expect(checker.converged()).toBe(false);
+    expect(checker.settled()).toBe(false);
+    // Submitted now, a message goes out in whatever ring its daemon installs next: here its component's.
+    const during = sim.nodes.map((node) => checker.submit(node.index, new Uint8Array([node.index]), node.index === 1));
+    sim.run(sim.nowMs + GATHER_TIMEOUT_MS_DEFAULT + 200);
+    expect(lastRegular(sim.nodes[0]).members).toEqual([sim.vids[0]]);
+    sim.heal();
+    expect(sim.run(sim.nowMs + LOOKUP_TIMEOUT_MS_DEFAULT + 500, checker.poll(() => checker.settled()))).toBe(true);
+    const holders = (id: number) => sim.nodes.filter((n) => checker.messages[id].deliveredBy.has(n.ring!)).map((n) => n.index);
+    expect(during.map(holders)).toEqual([[0], [1, 2], [1, 2]]);
+    // Once settled for real, what each node submits reaches every node.
+    const final = sim.nodes.map((node) => checker.submit(node.index, new Uint8Array([node.index, 0xff]), false));
+    expect(sim.run(sim.nowMs + 1_000, checker.poll(() => checker.deliveredEverywhere(final)))).toBe(true);
+    checker.checkFinal();
+  });
 });
 
 describe('EVS recovery', () => {

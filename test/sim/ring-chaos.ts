@@ -6,7 +6,7 @@
  * workload submits AGREED and SAFE messages at random nodes. The checker
  * (checker.ts) checks EVS online. Then liveness mode: the network heals, loss and
  * duplication stop, every crashed node restarts, and within LIVENESS_BOUND_MS all
- * nodes must be in one regular configuration with everything they accepted
+ * nodes must be operational in one regular configuration with everything they accepted
  * delivered; a final message from each node must reach every node; the ring must
  * then stay in that configuration (no spurious change), and checkFinal runs.
  */
