@@ -2,13 +2,16 @@
 /**
  * `tspread` command line: one program, one subcommand per tool Spread users know
  * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
- * tspread's own (check, dashboard). Each subcommand lives in its own module.
+ * tspread's own (check, dashboard) and the logging application's (log-send,
+ * logd = spreadlogd). Each subcommand lives in its own module.
  */
 import { Command } from 'commander';
 import { daemonCommand } from './daemon-command.js';
 import { userCommand } from './user.js';
 import { flooderCommand } from './flooder.js';
 import { managementCommands } from '../management/commands.js';
+import { logSendCommand } from './log-send.js';
+import { logdCommand } from './logd.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -18,5 +21,7 @@ program.addCommand(daemonCommand());
 program.addCommand(userCommand());
 program.addCommand(flooderCommand());
 for (const command of managementCommands()) program.addCommand(command);
+program.addCommand(logSendCommand());
+program.addCommand(logdCommand());
 
 await program.parseAsync(process.argv);
