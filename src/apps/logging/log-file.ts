@@ -39,7 +39,7 @@ export class LogFile {
     try {
       this.#fd = fs.openSync(this.path, 'a', 0o644);
     } catch (error) {
-      this.#log.error({ file: this.path, error: errorText(error) }, 'cannot open log file: its lines are dropped until a reopen (SIGHUP) succeeds');
+      this.#log.error({ file: this.path, error: errorText(error), droppedLines: this.linesDropped }, 'cannot open log file: its lines are dropped until a reopen (SIGHUP) succeeds');
       return false;
     }
     if (this.#droppedSinceReport > 0) {
