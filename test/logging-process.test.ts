@@ -154,6 +154,19 @@ describe('tspread log-send and logd processes', () => {
     }
   });
 
+  it('--plain sends one line per message without header, as mod_log_spread does; logd writes them', async () => {
+    const file = join(dir, 'plain.log');
+    const collector = startCollector(dir, 'plain', { port: daemon.port, host: '127.0.0.1', files: [{ group: 'plain', file }] });
+    started.push(collector);
+    await waitForCollectors(collector, 'plain', 1);
+    const sender = tool(['log-send', '-g', 'plain', '-s', `${daemon.port}@127.0.0.1`, '--plain', '--collectors', '0']);
+    sender.send('alpha', '', 'gamma');
+    sender.child.stdin.end();
+    expect(await sender.exited).toBe(0);
+    await waitUntil(() => fileLines(file).length >= 3, () => collector.stdout);
+    expect(fileLines(file)).toEqual(['alpha', '', 'gamma']);
+  });
+
   it('--help describes both commands', async () => {
     const send = tool(['log-send', '--help']);
     expect(await send.exited).toBe(0);

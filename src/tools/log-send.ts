@@ -22,6 +22,7 @@ interface LogSendOptions {
   syslog?: string;
   bufferBytes: number;
   collectors: number;
+  plain: boolean;
   lingerMs: number;
   logLevel: string;
 }
@@ -43,6 +44,7 @@ export function logSendCommand(): Command {
     .option('--syslog <url>', 'read syslog datagrams (RFC 3164/5424) on udp://host:port instead of stdin')
     .option('--buffer-bytes <n>', 'bytes held while the daemon is away before lines are dropped', integer(1024, 2 ** 31), 64 * 1024 * 1024)
     .option('--collectors <n>', 'send only while this many collectors are present (0: always)', integer(0, 1000), 1)
+    .option('--plain', 'one line per message without batch header, as mod_log_spread sends (for other collectors)', false)
     .option('--linger-ms <ms>', 'at EOF, how long to wait for the daemon to take the last lines', integer(0, 3_600_000), 10_000)
     .option('--log-level <level>', 'log level: trace, debug, info, warn, error, fatal', 'info')
     .action(async (options: LogSendOptions) => {
@@ -54,6 +56,7 @@ export function logSendCommand(): Command {
         unixSocketDir: options.socketDir,
         bufferBytes: options.bufferBytes,
         collectors: options.collectors,
+        plain: options.plain,
         logger,
       });
       sender.start();

@@ -151,7 +151,7 @@ class SpreadConnection {
 
   #onMessage(message: DataMessage): void {
     const lines = this.#linesOf(message);
-    if (lines === null || lines.length === 0) return;
+    if (lines === null) return;
     const lineCount = countLines(lines);
     const now = memoizedNow();
     for (const { log, file } of this.outputs) {
@@ -179,7 +179,8 @@ class SpreadConnection {
       data = batch.lines;
     }
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
-    return bytes.length === 0 || bytes[bytes.length - 1] === NEWLINE ? bytes : Buffer.concat([bytes, Buffer.from('\n')]);
+    if (bytes.length === 0) return message.messType === SEQUENCED_MESS_TYPE ? null : Buffer.from('\n'); // a plain message is one line
+    return bytes[bytes.length - 1] === NEWLINE ? bytes : Buffer.concat([bytes, Buffer.from('\n')]);
   }
 
   #remember(senderId: string, seq: number): void {

@@ -37,6 +37,12 @@ export interface LogSenderOptions {
   bufferBytes?: number;
   /** Collectors that must be present before sending; default 1, 0 = send regardless. */
   collectors?: number;
+  /**
+   * One line per message, without its newline or a batch header, as Spread's
+   * mod_log_spread sends: for collectors other than tspread's. Slower, and a line
+   * re-sent after a reconnect may then be written twice.
+   */
+  plain?: boolean;
   logger?: Logger;
 }
 
@@ -95,6 +101,7 @@ export class LogSender {
       unixSocketDir: options.unixSocketDir,
       bufferBytes: options.bufferBytes ?? BUFFER_BYTES_DEFAULT,
       collectors: options.collectors ?? 1,
+      plain: options.plain ?? false,
       logger: options.logger ?? silentLogger,
     };
     this.#log = this.#options.logger;
@@ -279,7 +286,10 @@ export class LogSender {
           const batch = this.#unconfirmed[this.#sentCount++];
           if (batch.sent) this.stats.batchesResent++;
           batch.sent = true;
-          roomy = session.multicast(this.#options.group, batch.data, { service: this.#options.service, messType: SEQUENCED_MESS_TYPE });
+          roomy = session.multicast(this.#options.group, batch.data, {
+            service: this.#options.service,
+            messType: this.#options.plain ? 0 : SEQUENCED_MESS_TYPE,
+          });
         }
         const lastSent = this.#unconfirmed[this.#sentCount - 1].seq;
         session.multicast(session.privateGroup, String(lastSent), { service: this.#options.service, messType: CONFIRM_MESS_TYPE });
@@ -300,15 +310,26 @@ export class LogSender {
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#pendingLines = 0;
+    if (this.#options.plain) {
+      for (let start = 0; start < bytes.length; ) {
+        const end = bytes.indexOf(NEWLINE, start);
+        this.#addBatch(Buffer.from(bytes.subarray(start, end)), 1);
+        start = end + 1;
+      }
+      return;
+    }
     for (let start = 0; start < bytes.length; ) {
       const header = batchHeader(this.senderId, this.#nextSeq);
       const room = BATCH_BYTES_MAX - header.length;
       const end = bytes.length - start <= room ? bytes.length : bytes.lastIndexOf(NEWLINE, start + room - 1) + 1;
       const lines = bytes.subarray(start, end);
-      const data = Buffer.concat([header, lines]);
-      this.#unconfirmed.push({ seq: this.#nextSeq++, data, lines: countLines(lines), sent: false });
-      this.#unconfirmedBytes += data.length;
+      this.#addBatch(Buffer.concat([header, lines]), countLines(lines));
       start = end;
     }
+  }
+
+  #addBatch(data: Buffer, lines: number): void {
+    this.#unconfirmed.push({ seq: this.#nextSeq++, data, lines, sent: false });
+    this.#unconfirmedBytes += data.length;
   }
 }
