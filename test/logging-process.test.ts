@@ -132,8 +132,9 @@ describe('tspread log-send and logd processes', () => {
     await waitForCollectors(collector, 'node', 1);
     const session: Session = await connect({ daemon: `${daemon.port}@127.0.0.1` });
     const log = accessLog({ session, group: 'node', format: 'combined' });
+    let nextCalls = 0;
     const server = http.createServer((req, res) => {
-      log(req, res);
+      log(req, res, () => nextCalls++); // Express-style: calls next()
       res.statusCode = req.url === '/missing' ? 404 : 200;
       res.end(req.url === '/missing' ? '' : 'hello world');
     });
@@ -148,6 +149,7 @@ describe('tspread log-send and logd processes', () => {
       expect(lines[0]).toMatch(/^127\.0\.0\.1 - - \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET \/page\/0 HTTP\/1\.1" 200 11 "-" "node"$/);
       expect(lines[20]).toMatch(/^127\.0\.0\.1 - bob \[[^\]]+\] "GET \/missing HTTP\/1\.1" 404 - "http:\/\/x\/\\"q\\"" "node"$/);
       expect(log.dropped).toBe(0);
+      expect(nextCalls).toBe(21);
     } finally {
       await new Promise((resolve) => server.close(resolve));
       await session.disconnect();

@@ -250,6 +250,7 @@ export class LogSender {
     }
     this.#unconfirmed.splice(0, count);
     this.#sentCount = Math.max(0, this.#sentCount - count);
+    this.#reportDrops(); // room again: say now what the full buffer cost
     this.#wakeIfIdle();
   }
 
