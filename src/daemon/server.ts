@@ -11,10 +11,10 @@
  *   - §6.4: while node.inputThrottled() (≥ 500 messages waiting for the ring) every open
  *     session's socket is paused, so senders stall through TCP.
  *   - tspread: also while some session's output is backlogged (what the kernel would not
- *     take) AND that session is still reading (the kernel took some of its bytes within
- *     `slowReaderStallMs`). So a client that keeps reading is not cut for being slower than
- *     the senders: they wait for it. A session that stops reading stops holding the others
- *     back after `slowReaderStallMs`, and is cut once MaxSessionMessages are queued (or at
+ *     take) AND that session is still reading (the kernel took some of its bytes within the
+ *     last 250 ms). So a client that keeps reading is not buried by local senders: they wait
+ *     for it. A session that stops reading stops holding the others back after 250 ms, and is
+ *     cut once MaxSessionMessages are queued with no progress for `slowReaderStallMs` (or at
  *     once past MaxSessionBytes), with a log line saying why.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
@@ -310,7 +310,7 @@ export class DaemonServer {
       const cut = connection.output.check(nowMs);
       if (cut !== null) this.cutSlowReader(connection, cut);
       else if (!connection.output.backlogged) this.backlogged.delete(connection);
-      else if (!connection.output.stalled(nowMs)) holding = true;
+      else if (connection.output.holdsSenders(nowMs)) holding = true;
     }
     const throttle = this.node.inputThrottled() || holding;
     if (this.backlogged.size > 0 && this.stallTimer === null) {

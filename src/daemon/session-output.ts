@@ -18,9 +18,13 @@
  *   - bytes: a queue past MaxSessionBytes is cut at once, reading or not: the daemon's
  *     memory bound for one session, whatever happens.
  * Backlog marks (see server.ts): `backlogged` turns on at a quarter of either bound and off
- * at an eighth; while a backlogged session makes progress the daemon holds senders back
- * (its own clients and the ring), so a slower reader paces the traffic instead of being cut.
+ * at an eighth; while a backlogged session keeps making progress (within HOLD_PROGRESS_MS)
+ * the daemon stops reading its own clients, so a slower reader paces local senders instead of
+ * being buried; one that stops reading holds nobody back for longer than that.
  */
+
+/** A backlogged session that made no progress for this long stops holding senders back. */
+const HOLD_PROGRESS_MS = 250;
 
 export interface OutputSink {
   /** Hands `chunks` to the kernel as one vectored write; `written` runs once all are taken. */
@@ -121,9 +125,17 @@ export class SessionOutput {
     return null;
   }
 
-  /** True when backlogged without progress for `stallMs`: it no longer holds senders back. */
+  /** True when backlogged without progress for `stallMs`: MaxSessionMessages now cuts it. */
   stalled(nowMs: number): boolean {
     return this.backlogged && nowMs - this.lastProgressMs >= this.limits.stallMs;
+  }
+
+  /**
+   * True while backlogged and still reading (progress within HOLD_PROGRESS_MS): the daemon holds
+   * its senders back for it. A reader that stops lets them go long before it is cut.
+   */
+  holdsSenders(nowMs: number): boolean {
+    return this.backlogged && nowMs - this.lastProgressMs < Math.min(HOLD_PROGRESS_MS, this.limits.stallMs);
   }
 
   /** The session is gone: drop what waits and hand nothing more over. */
