@@ -6,7 +6,9 @@
  * Every message starts with a 16-byte stamp when it is at least that long:
  * send time (CLOCK_MONOTONIC ns, shared by processes on one host), sequence
  * number and the sender's total. Receivers use it for latency and to see when
- * each sender has finished; shorter messages are only counted.
+ * each sender has finished; shorter messages are only counted. A receiver's
+ * report carries a digest of the order it saw (sender and stamp of every
+ * message), so that receivers on different daemons can be compared.
  *
  * Differences from spflooder: `-ro`/`-wo` are also accepted as `--ro`/`--wo`;
  * `-n` is ignored with `-wo` (a non-member cannot watch the membership);
@@ -55,6 +57,20 @@ export interface FlooderReport {
   msgsPerSec: number;
   mbitPerSec: number;
   latencyMs: { p50: number; p99: number; max: number; samples: number } | null;
+  /** FNV-1a over every delivery's sender and first 16 bytes, in delivery order (hex); null for a pure writer. */
+  orderDigest: string | null;
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** Folds one delivery into an order digest (32-bit FNV-1a over the sender's name and the stamp). */
+function digestDelivery(digest: number, sender: string, data: Uint8Array): number {
+  let hash = digest;
+  for (let i = 0; i < sender.length; i++) hash = Math.imul(hash ^ sender.charCodeAt(i), FNV_PRIME);
+  const stampEnd = Math.min(data.length, STAMP_BYTES);
+  for (let i = 0; i < stampEnd; i++) hash = Math.imul(hash ^ data[i], FNV_PRIME);
+  return hash >>> 0;
 }
 
 /** Little-endian uint32 without allocating a view (runs once per received message). */
@@ -85,6 +101,7 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
   let received = 0;
   let ownReceived = 0;
   let sent = 0;
+  let orderDigest = FNV_OFFSET;
   let firstReceiveNs = 0n;
   let lastReceiveNs = 0n;
   const latencies = new Float64Array(reading && stamped ? Math.min(LATENCY_SAMPLES_MAX, options.messages * expectedSenders) : 0);
@@ -105,6 +122,7 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
       wakeWriter();
     }
     const data = message.data;
+    orderDigest = digestDelivery(orderDigest, message.sender, data);
     if (stamped && data.length >= STAMP_BYTES) {
       const sentNs = uint32At(data, 4) * 0x1_0000_0000 + uint32At(data, 0);
       if (latencyCount < latencies.length) latencies[latencyCount++] = (Number(now) - sentNs) / 1e6;
@@ -178,6 +196,7 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
       latencyCount === 0
         ? null
         : { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[latencyCount - 1], samples: latencyCount },
+    orderDigest: reading ? orderDigest.toString(16).padStart(8, '0') : null,
   };
 }
 
