@@ -26,7 +26,7 @@
  *   --sizes 100,1000,10000   message sizes of the single-sender cells
  *   --services agreed,safe   services of the single-sender and latency cells
  *   --scale 1                multiplies messages per run (150 000 / 60 000 / 10 000 by size)
- *   --pings 3000             round trips per latency run (after a warm-up)
+ *   --pings 3000             round trips per latency run (after a warm-up; at most 30 s a run)
  *   --accelerated            AcceleratedRing = true (default: the regular ring)
  *   --datagram N             DatagramBytes = N (default: the daemons' own choice)
  *   --conf 'Line;Line'       more spread.conf lines
@@ -269,12 +269,12 @@ function tables(layouts: Layout[]): string {
     }
   }
   if (layouts.some((layout) => layout.latency.length > 0)) {
-    lines.push('', '| MTU | what | service | p50 µs (median) | p50 per run | p99 µs | mean µs | Spread p50 µs |', '|---|---|---|---|---|---|---|---|');
+    lines.push('', '| MTU | what | service | p50 µs (median) | p50 per run | p99 µs | mean µs | round trips per run | Spread p50 µs |', '|---|---|---|---|---|---|---|---|---|');
     for (const layout of layouts) {
       for (const cell of layout.latency) {
         const spread = cell.what === 'round trip d1 → d2 → d1' && cell.service === 'agreed' ? range(SPREAD_ROUND_TRIP_P50_US) : '–';
         lines.push(
-          `| ${layout.mtu} | ${cell.what} | ${cell.service.toUpperCase()} | ${cell.p50Us} | ${cell.p50sUs.join(', ')} | ${cell.p99Us.toFixed(0)} | ${cell.meanUs.toFixed(0)} | ${spread} |`,
+          `| ${layout.mtu} | ${cell.what} | ${cell.service.toUpperCase()} | ${cell.p50Us} | ${cell.p50sUs.join(', ')} | ${cell.p99Us.toFixed(0)} | ${cell.meanUs.toFixed(0)} | ${cell.samplesMin < pings ? `${cell.samplesMin} (time bound)` : pings} | ${spread} |`,
         );
       }
     }

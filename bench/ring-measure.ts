@@ -214,12 +214,14 @@ export interface Percentiles {
   p50: number;
   p99: number;
   mean: number;
+  /** Samples taken (fewer than asked when the run hit its time bound). */
+  count: number;
 }
 
 export function percentiles(samples: number[]): Percentiles {
   samples.sort((a, b) => a - b);
   const at = (fraction: number) => samples[Math.min(samples.length - 1, Math.floor(fraction * samples.length))];
-  return { p50: at(0.5), p99: at(0.99), mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+  return { p50: at(0.5), p99: at(0.99), mean: samples.reduce((a, b) => a + b, 0) / samples.length, count: samples.length };
 }
 
 /** Latency over several runs: medians of the runs' p50, p99 and mean, and every run's p50. */
@@ -228,6 +230,8 @@ export interface RepeatedLatency {
   p50sUs: number[];
   p99Us: number;
   meanUs: number;
+  /** Fewest samples in one run. */
+  samplesMin: number;
 }
 
 /** `runs` repeats of one latency measurement (it swings with the host from run to run). */
@@ -240,19 +244,29 @@ export async function repeatLatency(runs: number, label: string, measure: () => 
     p50sUs: p50s,
     p99Us: median(results.map((result) => result.p99)),
     meanUs: median(results.map((result) => result.mean)),
+    samplesMin: Math.min(...results.map((result) => result.count)),
   };
   console.error(`${label}: p50 ${p50s.join(' / ')} µs, median ${repeated.p50Us}`);
   return repeated;
 }
 
-/** Times `pings` round trips after a warm-up: `once` starts one and resolves when it is back. */
+/** A latency run stops after this long with the samples it has (a stuck path must not stall the benchmark). */
+const ROUND_TRIPS_SECONDS_MAX = 30;
+
+/**
+ * Times `pings` round trips after a warm-up: `once` starts one and resolves when it is back.
+ * Stops early after ROUND_TRIPS_SECONDS_MAX (Percentiles.count says how many were timed).
+ */
 export async function timeRoundTrips(pings: number, once: () => Promise<void>): Promise<Percentiles> {
   const samples: number[] = [];
   const warmup = Math.min(500, Math.floor(pings / 5));
+  const deadline = process.hrtime.bigint() + BigInt(ROUND_TRIPS_SECONDS_MAX * 1e9);
   for (let index = 0; index < warmup + pings; index++) {
     const start = process.hrtime.bigint();
     await once();
-    if (index >= warmup) samples.push(Number(process.hrtime.bigint() - start) / 1000);
+    const end = process.hrtime.bigint();
+    if (index >= warmup) samples.push(Number(end - start) / 1000);
+    if (end > deadline && samples.length > 0) break;
   }
   return percentiles(samples);
 }
