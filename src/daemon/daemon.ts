@@ -111,7 +111,12 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     const receiveBufferBytes = receiveBufferBytesGranted();
     ring = createRingFromConfig(config, me, nowMs, receiveBufferBytes);
     logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes }, 'ring datagram size');
-    link = new UdpRingLink({ config, myVid: me.vid, clock });
+    link = new UdpRingLink({
+      config,
+      myVid: me.vid,
+      clock,
+      onBatchingOff: (reason) => logger.warn({ reason }, 'ring UDP batching stopped: one datagram per send from now on'),
+    });
   } else {
     ring = new SoloRing(me.vid, nowMs);
   }
@@ -194,6 +199,10 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
       ringLink.onMonitorDatagram((bytes, from) => endpoint.handle(bytes, from));
     }
     await ringLink.start();
+    const batching = ringLink.batching();
+    if (batching.reason === null) logger.info({ gsoSends: true, groReads: true }, 'ring UDP batching on: GSO sends, GRO reads (native addon)');
+    else if (batching.gsoSends) logger.warn({ ...batching }, 'ring UDP batching partial: GSO sends, one datagram per read');
+    else logger.warn({ ...batching }, 'ring UDP batching off: one datagram per send and read');
   } else if (monitor) {
     soloMonitorSocket = await bindSoloMonitor(config.segments[me.segmentIndex].port, me.address, monitor, logger);
   }

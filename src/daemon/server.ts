@@ -44,6 +44,8 @@ export const SLOW_READER_STALL_MS_DEFAULT = 2000;
 
 export interface PacketTransport {
   send(packet: OutboundPacket): void;
+  /** The packets sent so far form a batch: let any the transport held back leave now. */
+  flush?(): void;
 }
 
 export interface DaemonServerOptions {
@@ -229,9 +231,15 @@ export class DaemonServer {
     this.node.tick(nowMs);
     const transport = this.options.transport;
     // Ring packets first (a token must not wait for the deliveries), then the rest.
-    if (transport) for (const packet of this.node.takePackets()) transport.send(packet);
+    if (transport) {
+      for (const packet of this.node.takePackets()) transport.send(packet);
+      transport.flush?.();
+    }
     const ready = this.node.ready();
-    if (transport) for (const packet of ready.packets) transport.send(packet);
+    if (transport) {
+      for (const packet of ready.packets) transport.send(packet);
+      transport.flush?.();
+    }
     for (const write of ready.writes) {
       const sessions = write.sessions;
       for (let i = 0; i < sessions.length; i++) {
