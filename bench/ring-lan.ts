@@ -17,8 +17,10 @@
  *               next sent; members on d2 and d3 too), and the client round trip d1 → d2 → d1
  *               (a client on d2 echoes to the sender, like Spread's spping); with a bare UDP
  *               round trip between Node processes in d1's and d2's namespaces as the floor.
- * Each cell is the median of --runs runs. Prints Markdown tables (Spread 5.0.1's figures for
- * this layout beside them); --json FILE writes every run.
+ * Each cell is the median of --runs runs. With `--batching on,off` the daemons run with and
+ * without the native UDP batching addon (TSPREAD_UDP_BATCHING=off), a fresh ring for each
+ * run of each, alternating, so that both see the same host. Prints Markdown tables (Spread
+ * 5.0.1's figures for this layout beside them); --json FILE writes every run.
  *
  * Options:
  *   --mtu 1500,9000          layouts to measure, in order
@@ -27,6 +29,7 @@
  *   --services agreed,safe   services of the single-sender and latency cells
  *   --scale 1                multiplies messages per run (150 000 / 60 000 / 10 000 by size)
  *   --pings 3000             round trips per latency run (after a warm-up; at most 30 s a run)
+ *   --batching on            on: the daemons use the native addon if built; off: TSPREAD_UDP_BATCHING=off; on,off: both
  *   --accelerated            AcceleratedRing = true (default: the regular ring)
  *   --datagram N             DatagramBytes = N (default: the daemons' own choice)
  *   --conf 'Line;Line'       more spread.conf lines
@@ -52,9 +55,8 @@ import {
   floodRun,
   killLiveChildren,
   type Percentiles,
-  repeatLatency,
-  type RepeatedLatency,
   selfDelivery,
+  summarizeLatency,
   udpRoundTrip,
   untilRingFormed,
 } from './ring-measure.js';
@@ -67,6 +69,7 @@ const sizes = flag('sizes', '100,1000,10000').split(',').map(Number);
 const services = flag('services', 'agreed,safe').split(',') as Service[];
 const scale = Number(flag('scale', '1'));
 const pings = Number(flag('pings', '3000'));
+const batchingVariants = flag('batching', 'on').split(',') as Batching[];
 const accelerated = process.argv.includes('--accelerated');
 const datagramFlag = flag('datagram', 'default');
 const confLines = flag('conf', '').split(';').map((line) => line.trim()).filter((line) => line !== '');
@@ -76,6 +79,8 @@ const jsonFile = flag('json', '');
 const throughput = !process.argv.includes('--no-throughput');
 const concurrent = !process.argv.includes('--no-concurrent');
 const latency = !process.argv.includes('--no-latency');
+
+type Batching = 'on' | 'off';
 
 /** Messages per run: about five seconds each at this layout's rates. */
 const messagesFor = (bytes: number) => Math.round(scale * (bytes <= 100 ? 150_000 : bytes <= 1000 ? 60_000 : 10_000));
@@ -89,37 +94,18 @@ const CONCURRENT_BYTES = 1000;
 const SPREAD_MSGS_PER_SEC: Record<string, [number, number]> = { 'agreed 100': [19_000, 21_100], 'agreed 1000': [11_200, 12_400] };
 const SPREAD_ROUND_TRIP_P50_US: [number, number] = [660, 740];
 
-interface ThroughputCell {
-  service: Service;
-  bytes: number;
-  msgsPerSec: number[];
-  mbitPerSec: number;
-  cpuUsPerMessage: number[];
-  /** Every run's receivers reported the same order digest. */
-  oneOrder: boolean;
-}
+type LatencyKind = 'self-delivery at d1' | 'round trip d1 → d2 → d1' | 'UDP round trip d1 ↔ d2, two Node processes';
 
-interface ConcurrentCell {
-  senders: number;
-  messagesPerSender: number;
-  msgsPerSec: number[];
-  cpuUsPerMessage: number[];
-  /** Runs that delivered everything to every receiver, in one order. */
-  complete: number;
-  failures: string[];
-}
-
-interface LatencyCell extends RepeatedLatency {
-  what: 'self-delivery at d1' | 'round trip d1 → d2 → d1' | 'UDP round trip d1 ↔ d2, two Node processes';
-  service: Service | 'udp';
-}
-
+/** One ring configuration (MTU × batching) and every run measured on it. */
 interface Layout {
   mtu: number;
+  batching: Batching;
   datagramBytes: number;
-  throughput: ThroughputCell[];
-  concurrent: ConcurrentCell | null;
-  latency: LatencyCell[];
+  /** What d1 logged about UDP batching. */
+  batchingLogged: string;
+  throughput: { service: Service; bytes: number; runs: FloodResult[] }[];
+  concurrent: { runs: FloodResult[]; failures: string[] };
+  latency: { what: LatencyKind; service: Service | 'udp'; runs: Percentiles[] }[];
 }
 
 /** Labs still standing: torn down synchronously if this process exits early. */
@@ -141,95 +127,77 @@ function benchDaemons(lab: SpreadLab): BenchDaemon[] {
   }));
 }
 
-/** `runs` attempts of one flood; failed runs are reported and left out of the medians. */
-async function floodRuns(label: string, attempt: (run: number) => Promise<FloodResult>): Promise<{ results: FloodResult[]; failures: string[] }> {
-  const results: FloodResult[] = [];
-  const failures: string[] = [];
-  for (let run = 0; run < runs; run++) {
-    try {
-      results.push(await attempt(run));
-    } catch (error) {
-      failures.push((error as Error).message);
-      console.error(`${label} run ${run} failed: ${(error as Error).message}`);
-    }
+const oneOrder = (result: FloodResult) => result.digests.every((digest) => digest !== null && digest === result.digests[0]);
+
+/** One flood; a failure is reported and recorded, not thrown (the other cells still run). */
+async function attempt(label: string, failures: string[] | null, flood: () => Promise<FloodResult>): Promise<FloodResult | null> {
+  try {
+    const result = await flood();
+    console.error(`${label}: ${Math.round(result.rate)} msgs/s; cpu µs/msg ${result.cpu.map((value) => value.toFixed(1)).join(' ')}`);
+    return result;
+  } catch (error) {
+    console.error(`${label} failed: ${(error as Error).message}`);
+    failures?.push((error as Error).message);
+    return null;
   }
-  return { results, failures };
 }
 
-const oneOrder = (result: FloodResult) => result.digests.every((digest) => digest !== null && digest === result.digests[0]);
-const cpuMedians = (results: FloodResult[], daemons: number) =>
-  Array.from({ length: daemons }, (_, index) => median(results.map((result) => result.cpu[index])));
+function cellOf<T extends object>(cells: T[], matches: (cell: T) => boolean, create: () => T): T {
+  let cell = cells.find(matches);
+  if (cell === undefined) cells.push((cell = create()));
+  return cell;
+}
 
-async function measureLayout(mtu: number): Promise<Layout> {
+/** One run of every cell on a fresh ring of this layout. */
+async function measureRun(layout: Layout, run: number): Promise<void> {
   const lines = benchRingLines([
     `AcceleratedRing = ${accelerated}`,
     ...(datagramFlag === 'default' ? [] : [`DatagramBytes = ${Number(datagramFlag)}`]),
     ...confLines,
   ]);
   const lab = await SpreadLab.start(3, lines, {
-    net: { mtu, prefix: 'tsl' },
+    net: { mtu: layout.mtu, prefix: 'tsl' },
     nodeArgs: [...nodeArgs, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
+    env: layout.batching === 'off' ? { TSPREAD_UDP_BATCHING: 'off' } : {},
   });
   labs.add(lab);
+  const tag = `${layout.mtu}${layout.batching}${run}`;
+  const label = `MTU ${layout.mtu} batching ${layout.batching} run ${run}`;
   try {
     const daemons = benchDaemons(lab);
     await untilRingFormed(daemons);
-    const layout: Layout = { mtu, datagramBytes: datagramBytesLogged('d1', lab.daemons[0].output), throughput: [], concurrent: null, latency: [] };
+    layout.datagramBytes = datagramBytesLogged('d1', lab.daemons[0].output);
+    layout.batchingLogged = /"msg":"(ring UDP batching [^"]*)"/.exec(lab.daemons[0].output)?.[1] ?? 'not logged';
     const [d1, d2, d3] = daemons;
     if (throughput) {
       for (const service of services) {
         for (const bytes of sizes) {
-          const label = `MTU ${mtu} ${service} ${bytes} B`;
-          const { results } = await floodRuns(label, (run) =>
-            floodRun({ senders: [d1], receivers: [d2, d3], daemons, service, bytes, messages: messagesFor(bytes), tag: `${service}${bytes}x${run}` }),
+          const result = await attempt(`${label} ${service} ${bytes} B`, null, () =>
+            floodRun({ senders: [d1], receivers: [d2, d3], daemons, service, bytes, messages: messagesFor(bytes), tag: `${service}${bytes}x${tag}` }),
           );
-          if (results.length === 0) continue;
-          const cell: ThroughputCell = {
-            service,
-            bytes,
-            msgsPerSec: results.map((result) => Math.round(result.rate)),
-            mbitPerSec: median(results.map((result) => result.mbit)),
-            cpuUsPerMessage: cpuMedians(results, daemons.length),
-            oneOrder: results.every(oneOrder),
-          };
-          layout.throughput.push(cell);
-          console.error(`${label}: ${cell.msgsPerSec.join(' / ')} msgs/s; cpu µs/msg ${cell.cpuUsPerMessage.map((value) => value.toFixed(1)).join(' ')}`);
+          const cell = cellOf(layout.throughput, (c) => c.service === service && c.bytes === bytes, () => ({ service, bytes, runs: [] }));
+          if (result !== null) cell.runs.push(result);
         }
       }
     }
     if (concurrent) {
-      const label = `MTU ${mtu} three senders`;
-      const { results, failures } = await floodRuns(label, async (run) => {
-        const result = await floodRun({
-          senders: daemons,
-          receivers: daemons,
-          daemons,
-          service: 'agreed',
-          bytes: CONCURRENT_BYTES,
-          messages: CONCURRENT_MESSAGES,
-          tag: `c${run}`,
-        });
-        if (!oneOrder(result)) throw new Error(`receivers saw different orders: ${result.digests.join(' ')}`);
-        return result;
+      const result = await attempt(`${label} three senders`, layout.concurrent.failures, async () => {
+        const flood = await floodRun({ senders: daemons, receivers: daemons, daemons, service: 'agreed', bytes: CONCURRENT_BYTES, messages: CONCURRENT_MESSAGES, tag: `c${tag}` });
+        if (!oneOrder(flood)) throw new Error(`receivers saw different orders: ${flood.digests.join(' ')}`);
+        return flood;
       });
-      layout.concurrent = {
-        senders: daemons.length,
-        messagesPerSender: CONCURRENT_MESSAGES,
-        msgsPerSec: results.map((result) => Math.round(result.rate)),
-        cpuUsPerMessage: results.length > 0 ? cpuMedians(results, daemons.length) : [],
-        complete: results.length,
-        failures,
-      };
-      console.error(`${label}: ${layout.concurrent.msgsPerSec.join(' / ')} msgs/s, ${results.length} of ${runs} runs complete`);
+      if (result !== null) layout.concurrent.runs.push(result);
     }
     if (latency) {
-      const cell = async (what: LatencyCell['what'], service: LatencyCell['service'], measure: () => Promise<Percentiles>) =>
-        layout.latency.push({ what, service, ...(await repeatLatency(runs, `MTU ${mtu} ${what} ${service}`, measure)) });
-      for (const service of services) await cell('self-delivery at d1', service, () => selfDelivery(daemons, service, pings));
-      for (const service of services) await cell('round trip d1 → d2 → d1', service, () => clientRoundTrip(d1, d2, service, pings));
-      await cell('UDP round trip d1 ↔ d2, two Node processes', 'udp', () => udpRoundTrip(d1, d2, pings));
+      const measure = async (what: LatencyKind, service: Service | 'udp', once: () => Promise<Percentiles>) => {
+        const result = await once();
+        console.error(`${label} ${what} ${service}: p50 ${Math.round(result.p50)} µs (${result.count} round trips)`);
+        cellOf(layout.latency, (c) => c.what === what && c.service === service, () => ({ what, service, runs: [] })).runs.push(result);
+      };
+      for (const service of services) await measure('self-delivery at d1', service, () => selfDelivery(daemons, service, pings));
+      for (const service of services) await measure('round trip d1 → d2 → d1', service, () => clientRoundTrip(d1, d2, service, pings));
+      await measure('UDP round trip d1 ↔ d2, two Node processes', 'udp', () => udpRoundTrip(d1, d2, pings));
     }
-    return layout;
   } finally {
     await lab.stopDaemons();
     lab.destroyNow();
@@ -239,42 +207,64 @@ async function measureLayout(mtu: number): Promise<Layout> {
 
 const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
 const range = ([low, high]: [number, number]) => `${thousands(low)}–${thousands(high)}`;
+const rates = (results: FloodResult[]) => results.map((result) => Math.round(result.rate));
+const cpuMedians = (results: FloodResult[]) =>
+  results.length === 0 ? '–' : results[0].cpu.map((_, index) => median(results.map((result) => result.cpu[index])).toFixed(1)).join(' / ');
+const batchingLabel = (layout: Layout) => (layout.batching === 'off' ? 'off' : layout.batchingLogged.replace(/^ring UDP batching /, '').replace(/:.*$/, ''));
+
+/** The same cell measured without batching in this run, for the ratio column. */
+function withoutBatching(layouts: Layout[], layout: Layout): Layout | undefined {
+  return layout.batching === 'on' ? layouts.find((other) => other.mtu === layout.mtu && other.batching === 'off') : undefined;
+}
 
 function tables(layouts: Layout[]): string {
   const lines: string[] = [];
   if (layouts.some((layout) => layout.throughput.length > 0)) {
     lines.push(
-      '| MTU | DatagramBytes | service | bytes | msgs/s (median) | runs | Mbit/s | Spread msgs/s | ratio to Spread (top) | daemon CPU µs/msg d1 / d2 / d3 | one order |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
+      '| MTU | DatagramBytes | batching | service | bytes | msgs/s (median) | runs | Mbit/s | Spread msgs/s | ratio to Spread (top) | ratio to batching off | daemon CPU µs/msg d1 / d2 / d3 | one order |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const layout of layouts) {
       for (const cell of layout.throughput) {
-        const rate = median(cell.msgsPerSec);
+        if (cell.runs.length === 0) continue;
+        const rate = median(rates(cell.runs));
         const spread = SPREAD_MSGS_PER_SEC[`${cell.service} ${cell.bytes}`];
+        const off = withoutBatching(layouts, layout)?.throughput.find((other) => other.service === cell.service && other.bytes === cell.bytes);
+        const offRatio = off && off.runs.length > 0 ? `${(rate / median(rates(off.runs))).toFixed(2)}×` : '–';
+        const mbit = median(cell.runs.map((result) => result.mbit));
         lines.push(
-          `| ${layout.mtu} | ${layout.datagramBytes} | ${cell.service.toUpperCase()} | ${cell.bytes} | ${thousands(rate)} | ${cell.msgsPerSec.join(', ')} | ${cell.mbitPerSec.toFixed(0)} | ${spread ? range(spread) : '–'} | ${spread ? `${(rate / spread[1]).toFixed(2)}×` : '–'} | ${cell.cpuUsPerMessage.map((value) => value.toFixed(1)).join(' / ')} | ${cell.oneOrder ? 'yes' : 'NO'} |`,
+          `| ${layout.mtu} | ${layout.datagramBytes} | ${batchingLabel(layout)} | ${cell.service.toUpperCase()} | ${cell.bytes} | ${thousands(rate)} | ${rates(cell.runs).join(', ')} | ${mbit.toFixed(0)} | ${spread ? range(spread) : '–'} | ${spread ? `${(rate / spread[1]).toFixed(2)}×` : '–'} | ${offRatio} | ${cpuMedians(cell.runs)} | ${cell.runs.every(oneOrder) ? 'yes' : 'NO'} |`,
         );
       }
     }
   }
-  const withConcurrent = layouts.filter((layout) => layout.concurrent !== null);
-  if (withConcurrent.length > 0) {
-    lines.push('', '| MTU | senders × 1000 B AGREED | msgs/s, all senders (median) | runs | complete runs (all delivered, one order) | daemon CPU µs/msg d1 / d2 / d3 |', '|---|---|---|---|---|---|');
-    for (const layout of withConcurrent) {
-      const cell = layout.concurrent!;
-      const rate = cell.msgsPerSec.length > 0 ? thousands(median(cell.msgsPerSec)) : '–';
+  if (concurrent) {
+    lines.push(
+      '',
+      '| MTU | batching | senders × 1000 B AGREED | msgs/s, all senders (median) | runs | complete runs (all delivered, one order) | daemon CPU µs/msg d1 / d2 / d3 |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const layout of layouts) {
+      const cell = layout.concurrent;
+      const rate = cell.runs.length > 0 ? thousands(median(rates(cell.runs))) : '–';
       lines.push(
-        `| ${layout.mtu} | ${cell.senders} × ${thousands(cell.messagesPerSender)} | ${rate} | ${cell.msgsPerSec.join(', ')} | ${cell.complete} of ${cell.complete + cell.failures.length} | ${cell.cpuUsPerMessage.map((value) => value.toFixed(1)).join(' / ')} |`,
+        `| ${layout.mtu} | ${batchingLabel(layout)} | 3 × ${thousands(CONCURRENT_MESSAGES)} | ${rate} | ${rates(cell.runs).join(', ')} | ${cell.runs.length} of ${cell.runs.length + cell.failures.length} | ${cpuMedians(cell.runs)} |`,
       );
     }
   }
   if (layouts.some((layout) => layout.latency.length > 0)) {
-    lines.push('', '| MTU | what | service | p50 µs (median) | p50 per run | p99 µs | mean µs | round trips per run | Spread p50 µs |', '|---|---|---|---|---|---|---|---|---|');
+    lines.push(
+      '',
+      '| MTU | batching | what | service | p50 µs (median) | p50 per run | p99 µs | mean µs | round trips per run | Spread p50 µs |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
     for (const layout of layouts) {
       for (const cell of layout.latency) {
+        const summary = summarizeLatency(cell.runs);
         const spread = cell.what === 'round trip d1 → d2 → d1' && cell.service === 'agreed' ? range(SPREAD_ROUND_TRIP_P50_US) : '–';
+        const count = summary.samplesMin < pings ? `${summary.samplesMin} (time bound)` : String(pings);
         lines.push(
-          `| ${layout.mtu} | ${cell.what} | ${cell.service.toUpperCase()} | ${cell.p50Us} | ${cell.p50sUs.join(', ')} | ${cell.p99Us.toFixed(0)} | ${cell.meanUs.toFixed(0)} | ${cell.samplesMin < pings ? `${cell.samplesMin} (time bound)` : pings} | ${spread} |`,
+          `| ${layout.mtu} | ${batchingLabel(layout)} | ${cell.what} | ${cell.service.toUpperCase()} | ${summary.p50Us} | ${summary.p50sUs.join(', ')} | ${summary.p99Us.toFixed(0)} | ${summary.meanUs.toFixed(0)} | ${count} | ${spread} |`,
         );
       }
     }
@@ -286,7 +276,14 @@ async function main(): Promise<void> {
   const unavailable = netnsAvailable();
   if (unavailable !== null) throw new Error(unavailable);
   const layouts: Layout[] = [];
-  for (const mtu of mtus) layouts.push(await measureLayout(mtu));
+  for (const mtu of mtus) {
+    const ofThisMtu = batchingVariants.map(
+      (batching): Layout => ({ mtu, batching, datagramBytes: 0, batchingLogged: '', throughput: [], concurrent: { runs: [], failures: [] }, latency: [] }),
+    );
+    layouts.push(...ofThisMtu);
+    // Alternate the variants run by run: both see the same host.
+    for (let run = 0; run < runs; run++) for (const layout of ofThisMtu) await measureRun(layout, run);
+  }
   console.log(tables(layouts));
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ accelerated, runs, layouts }, null, 2));
 }

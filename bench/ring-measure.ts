@@ -234,19 +234,24 @@ export interface RepeatedLatency {
   samplesMin: number;
 }
 
-/** `runs` repeats of one latency measurement (it swings with the host from run to run). */
-export async function repeatLatency(runs: number, label: string, measure: () => Promise<Percentiles>): Promise<RepeatedLatency> {
-  const results: Percentiles[] = [];
-  for (let run = 0; run < runs; run++) results.push(await measure());
+/** Several runs of one latency measurement, summarised. */
+export function summarizeLatency(results: Percentiles[]): RepeatedLatency {
   const p50s = results.map((result) => Math.round(result.p50));
-  const repeated = {
+  return {
     p50Us: median(p50s),
     p50sUs: p50s,
     p99Us: median(results.map((result) => result.p99)),
     meanUs: median(results.map((result) => result.mean)),
     samplesMin: Math.min(...results.map((result) => result.count)),
   };
-  console.error(`${label}: p50 ${p50s.join(' / ')} µs, median ${repeated.p50Us}`);
+}
+
+/** `runs` repeats of one latency measurement (it swings with the host from run to run). */
+export async function repeatLatency(runs: number, label: string, measure: () => Promise<Percentiles>): Promise<RepeatedLatency> {
+  const results: Percentiles[] = [];
+  for (let run = 0; run < runs; run++) results.push(await measure());
+  const repeated = summarizeLatency(results);
+  console.error(`${label}: p50 ${repeated.p50sUs.join(' / ')} µs, median ${repeated.p50Us}`);
   return repeated;
 }
 
@@ -255,17 +260,21 @@ const ROUND_TRIPS_SECONDS_MAX = 30;
 
 /**
  * Times `pings` round trips after a warm-up: `once` starts one and resolves when it is back.
- * Stops early after ROUND_TRIPS_SECONDS_MAX (Percentiles.count says how many were timed).
+ * Within ROUND_TRIPS_SECONDS_MAX: the warm-up ends after a tenth of it at the latest, the
+ * timed part at the end of it (Percentiles.count says how many were timed).
  */
 export async function timeRoundTrips(pings: number, once: () => Promise<void>): Promise<Percentiles> {
   const samples: number[] = [];
-  const warmup = Math.min(500, Math.floor(pings / 5));
-  const deadline = process.hrtime.bigint() + BigInt(ROUND_TRIPS_SECONDS_MAX * 1e9);
-  for (let index = 0; index < warmup + pings; index++) {
+  const begin = process.hrtime.bigint();
+  const warmupEnd = begin + BigInt(ROUND_TRIPS_SECONDS_MAX * 1e8);
+  const deadline = begin + BigInt(ROUND_TRIPS_SECONDS_MAX * 1e9);
+  let warmup = Math.min(500, Math.floor(pings / 5));
+  while (samples.length < pings) {
     const start = process.hrtime.bigint();
     await once();
     const end = process.hrtime.bigint();
-    if (index >= warmup) samples.push(Number(end - start) / 1000);
+    if (warmup > 0 && end < warmupEnd) warmup--;
+    else samples.push(Number(end - start) / 1000);
     if (end > deadline && samples.length > 0) break;
   }
   return percentiles(samples);

@@ -24,7 +24,7 @@ import type { Ring } from '../ring/types.js';
 import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.js';
 import { DaemonNode, type NodeLogger } from './node.js';
 import { DaemonServer } from './server.js';
-import { UdpRingLink, monotonicWallClock, receiveBufferBytesGranted } from './udp.js';
+import { UdpRingLink, interfaceMtuBytes, monotonicWallClock, receiveBufferBytesGranted } from './udp.js';
 import { startManagementServer, type ManagementServer } from '../management/http.js';
 import { MonitorEndpoint } from '../management/monitor-endpoint.js';
 import { isMonitorDatagram, type MonitorOutcome } from '../management/monitor-protocol.js';
@@ -109,8 +109,9 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   if (options.createRing) ring = options.createRing(config, me, nowMs);
   else if (config.daemons.length > 1) {
     const receiveBufferBytes = receiveBufferBytesGranted();
-    ring = createRingFromConfig(config, me, nowMs, receiveBufferBytes);
-    logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes }, 'ring datagram size');
+    const linkMtuBytes = interfaceMtuBytes(me.address);
+    ring = createRingFromConfig(config, me, nowMs, { receiveBufferBytes, linkMtuBytes });
+    logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes, linkMtuBytes }, 'ring datagram size');
     link = new UdpRingLink({
       config,
       myVid: me.vid,

@@ -55,6 +55,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { isMulticast, parseIpAddress } from '../config/address.js';
 import type { SpreadConfig } from '../config/types.js';
 import { isMonitorDatagram } from '../management/monitor-protocol.js';
@@ -76,6 +77,20 @@ export function receiveBufferBytesGranted(): number | null {
   } catch {
     return null;
   }
+}
+
+/** MTU of the interface that holds `address` (Linux sysfs), or null when unknown. */
+export function interfaceMtuBytes(address: string): number | null {
+  for (const [name, entries] of Object.entries(networkInterfaces())) {
+    if (!(entries ?? []).some((entry) => entry.address === address)) continue;
+    try {
+      const mtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
+      return Number.isInteger(mtu) && mtu > 0 ? mtu : null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 /**

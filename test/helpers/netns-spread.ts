@@ -164,6 +164,8 @@ export interface SpreadLabOptions {
   net?: NetnsLabOptions;
   /** Node options before the daemon's script (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]). */
   nodeArgs?: string[];
+  /** Environment variables added for the daemons. */
+  env?: Record<string, string>;
 }
 
 export class SpreadLab {
@@ -172,14 +174,14 @@ export class SpreadLab {
   readonly configPath: string;
   readonly daemons: LabDaemon[];
   readonly clients: LabClient[] = [];
-  private readonly nodeArgs: string[];
+  private readonly options: SpreadLabOptions;
   private nextClient = 0;
 
-  private constructor(net: NetnsLab, scratch: string, configPath: string, count: number, nodeArgs: string[]) {
+  private constructor(net: NetnsLab, scratch: string, configPath: string, count: number, options: SpreadLabOptions) {
     this.net = net;
     this.scratch = scratch;
     this.configPath = configPath;
-    this.nodeArgs = nodeArgs;
+    this.options = options;
     this.daemons = Array.from({ length: count }, (_, index) => {
       const unixDir = join(scratch, `d${index + 1}`);
       mkdirSync(unixDir);
@@ -201,7 +203,7 @@ export class SpreadLab {
     ].join('\n');
     const configPath = join(scratch, 'spread.conf');
     writeFileSync(configPath, config);
-    const lab = new SpreadLab(net, scratch, configPath, count, options.nodeArgs ?? []);
+    const lab = new SpreadLab(net, scratch, configPath, count, options);
     try {
       await Promise.all(lab.daemons.map((daemon) => lab.startDaemon(daemon.index)));
     } catch (error) {
@@ -220,8 +222,8 @@ export class SpreadLab {
     const child = this.net.spawn(
       index,
       process.execPath,
-      [...this.nodeArgs, CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      [...(this.options.nodeArgs ?? []), CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.options.env } },
     );
     daemon.process = child;
     child.stdout!.setEncoding('utf8');
