@@ -381,30 +381,31 @@ export class UdpRingLink {
       this.counters.droppedPartition++;
       return;
     }
+    const nowMs = this.clock();
     const first = token || !this.groReads ? bytes.length : (packetLength(bytes, 0) ?? bytes.length);
     if (first >= bytes.length) {
-      this.take(bytes, token);
+      this.take(bytes, token, nowMs);
       return;
     }
     // A GRO read: datagrams of one sender back to back, each as long as its header says.
     this.counters.coalescedReads++;
     for (let offset = 0, length = first; offset < bytes.length; offset += length) {
       if (offset > 0) length = packetLength(bytes, offset) ?? bytes.length - offset;
-      this.take(bytes.subarray(offset, offset + length), false);
+      this.take(bytes.subarray(offset, offset + length), false, nowMs);
     }
   }
 
   /** One ring packet that passed the checks. */
-  private take(bytes: Uint8Array, token: boolean): void {
+  private take(bytes: Uint8Array, token: boolean, nowMs: number): void {
     this.counters.datagramsIn++;
     if (!token) {
       this.dataSinceTokenCheck++;
-      this.listener(bytes, this.clock(), false);
+      this.listener(bytes, nowMs, false);
       return;
     }
     if (!this.tokenDrainScheduled && this.noDataWaiting()) {
       // Everything sent before the token has been read: act on it now.
-      this.listener(bytes, this.clock(), true);
+      this.listener(bytes, nowMs, true);
       return;
     }
     this.pendingTokens.push(bytes);

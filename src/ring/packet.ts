@@ -470,7 +470,17 @@ export function encodeTokenAck(h: PacketHeader, hop: number): Uint8Array {
 }
 
 /**
- * Slab the writer carves packets from. A packet keeps only its own bytes (not a whole
+ * A fresh Uint8Array that is not zero-filled, for buffers that are written in full before
+ * they are read (a plain Uint8Array, not a Buffer: decoded payloads stay Uint8Array views).
+ */
+export function uninitializedBytes(length: number): Uint8Array {
+  const bytes = Buffer.allocUnsafeSlow(length);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, length);
+}
+
+/**
+ * Slab the writer carves packets from. Not zero-filled: only the bytes written into a packet
+ * are ever sent or read. A packet keeps only its own bytes (not a whole
  * DatagramBytes allocation: with 32 KiB datagrams and small messages that would pin 32 KiB
  * per buffered packet); a slab is garbage once every packet cut from it is discarded.
  */
@@ -504,7 +514,7 @@ export class DataPacketWriter {
 
   begin(h: PacketHeader, seq: number, origin: number, round: number): void {
     if (this.slab.length - this.slabOffset < this.datagramBytes) {
-      this.slab = new Uint8Array(Math.max(WRITER_SLAB_BYTES, this.datagramBytes));
+      this.slab = uninitializedBytes(Math.max(WRITER_SLAB_BYTES, this.datagramBytes));
       this.slabOffset = 0;
     }
     this.bytes = this.slab.subarray(this.slabOffset, this.slabOffset + this.datagramBytes);
