@@ -35,9 +35,24 @@ describe('default DatagramBytes', () => {
     expect(defaultDatagramBytes(smallWindow, 212_992)).toBe(8192);
   });
 
+  it('fills one jumbo frame on a one-segment network whose link has a larger MTU', () => {
+    const lan = parseConfig(LAN, 'lan.conf');
+    expect(defaultDatagramBytes(lan, 4 * 1024 * 1024, 9000)).toBe(8972);
+    expect(defaultDatagramBytes(lan, 4 * 1024 * 1024, 1500)).toBe(1472);
+    expect(defaultDatagramBytes(lan, 4 * 1024 * 1024, null)).toBe(1472); // MTU unknown
+    expect(defaultDatagramBytes(lan, null, 9000)).toBe(1472); // buffer unknown
+    expect(defaultDatagramBytes(lan, 212_992, 9000)).toBe(2662); // a whole Window still fits: ⌊2 × 212 992 / 160⌋
+    const lan6 = `ActiveIPVersion = IPv6\nSpread_Segment [ff02::1]:4803 {\n  a fd00::10\n  b fd00::11\n}`;
+    expect(defaultDatagramBytes(parseConfig(lan6, 'lan6.conf'), 4 * 1024 * 1024, 9000)).toBe(8952);
+    // Several segments are routed: the path may not carry jumbo frames.
+    const routed = parseConfig(`${LAN}\nSpread_Segment 10.1.1.255:4803 {\n  c 10.1.1.5\n}`, 'routed.conf');
+    expect(defaultDatagramBytes(routed, 4 * 1024 * 1024, 9000)).toBe(1472);
+  });
+
   it('an explicit DatagramBytes always wins', () => {
     expect(datagramBytesFor(parseConfig(`${LOOPBACK}\nDatagramBytes = 1472`, 'lo.conf'), 4 * 1024 * 1024)).toBe(1472);
     expect(datagramBytesFor(parseConfig(`${LAN}\nDatagramBytes = 9000`, 'lan.conf'), null)).toBe(9000);
+    expect(datagramBytesFor(parseConfig(`${LAN}\nDatagramBytes = 1472`, 'lan.conf'), 4 * 1024 * 1024, 9000)).toBe(1472);
     // The largest UDP payload less a recovery wrapper.
     expect(datagramBytesFor(parseConfig(`${LAN}\nDatagramBytes = 65507`, 'lan.conf'), null)).toBeLessThan(65507);
   });

@@ -7,8 +7,10 @@ import {
   DataFlag,
   DataPacketWriter,
   decodePacket,
+  encodeCommit,
   encodeData,
   encodeHello,
+  encodeJoin,
   encodeHurry,
   encodeToken,
   encodeTokenAck,
@@ -17,6 +19,7 @@ import {
   PacketDecodeError,
   type PacketHeader,
   PacketType,
+  packetLength,
   peekSender,
   peekType,
   retransmissionOf,
@@ -262,6 +265,54 @@ describe('writer output', () => {
         expect(decodeOk(built.bytes)).toEqual(built);
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('packetLength (splitting a GRO read)', () => {
+  const none = { procId: 0, time: 0 };
+  const samples: Uint8Array[] = [
+    encodeData(header, { seq: 1, origin: 2, round: 3, fragments: [{ flags: FragmentFlag.FIRST | FragmentFlag.LAST, payload: new Uint8Array(1000) }] }),
+    encodeData(header, { seq: 2, origin: 2, round: 3, fragments: [{ flags: FragmentFlag.FIRST, payload: new Uint8Array(7) }, { flags: 0, payload: new Uint8Array(0) }] }),
+    encodeToken(header, { hop: 1, seq: 2, aru: 2, aruSetter: 0, flowControl: 0, round: 1, flags: 0, rtr: [5, 6, 7] }),
+    encodeHello(header),
+    encodeHurry(header, 9),
+    encodeTokenAck(header, 9),
+    encodeJoin(header, { flags: 0, incarnation: 1, attempt: 1, proc: [1, 2, 3], fail: [4] }),
+    encodeCommit(header, { hop: 1, rotation: 1, entries: [{ vid: 1, incarnation: 1, filled: true, oldRing: none, aru: 0, highest: 0, safe: 0 }] }),
+  ];
+
+  it('is the encoded length of every packet type, also inside a larger buffer', () => {
+    for (const packet of samples) {
+      expect(packetLength(packet, 0)).toBe(packet.length);
+      const padded = new Uint8Array(packet.length + 5);
+      padded.set(packet, 3);
+      expect(packetLength(padded, 3)).toBe(packet.length);
+    }
+  });
+
+  it('walks back-to-back packets to their ends', () => {
+    const joined = Buffer.concat(samples);
+    const found: number[] = [];
+    for (let offset = 0; offset < joined.length; offset += found.at(-1)!) found.push(packetLength(joined, offset)!);
+    expect(found).toEqual(samples.map((packet) => packet.length));
+  });
+
+  it('is null for a cut header, a cut packet, or bytes that are not ours', () => {
+    expect(packetLength(samples[0].subarray(0, 30), 0)).toBeNull();
+    expect(packetLength(samples[0].subarray(0, 500), 0)).toBeNull();
+    expect(packetLength(samples[2].subarray(0, samples[2].length - 1), 0)).toBeNull();
+    expect(packetLength(new Uint8Array(40), 0)).toBeNull();
+    expect(packetLength(samples[3], 10)).toBeNull();
+  });
+
+  it('never throws and never points past the buffer', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(200), (bytes, offset) => {
+        const at = Math.min(offset, bytes.length);
+        const length = packetLength(bytes, at);
+        if (length !== null) expect(at + length).toBeLessThanOrEqual(bytes.length);
+      }),
     );
   });
 });

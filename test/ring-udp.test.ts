@@ -1,7 +1,8 @@
 /** The ring over real UDP: three daemons on 127.0.0.1/.2/.3 sharing one port, plus a ring of one. */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UdpRingTransport } from '../src/daemon/udp.js';
+import { UdpRingTransport, type UdpLinkOptions } from '../src/daemon/udp.js';
+import { loadUdpBatching } from '../src/daemon/udp-native.js';
 import { encodeHello } from '../src/ring/packet.js';
 import { createRingFromConfig } from '../src/ring/from-config.js';
 import type { RingEvent } from '../src/ring/types.js';
@@ -16,10 +17,14 @@ afterEach(async () => {
   open = [];
 });
 
-function startAll(config: SpreadConfig, mode: 'unicast' | 'segment' = 'unicast'): { transports: UdpRingTransport[]; events: RingEvent[][] } {
+function startAll(
+  config: SpreadConfig,
+  mode: 'unicast' | 'segment' = 'unicast',
+  link: Pick<UdpLinkOptions, 'batching'> = {},
+): { transports: UdpRingTransport[]; events: RingEvent[][] } {
   const events: RingEvent[][] = config.daemons.map(() => []);
   const transports = config.daemons.map((me, i) => {
-    const t = new UdpRingTransport({ config, myVid: me.vid, ring: createRingFromConfig(config, me, Date.now()), mode });
+    const t = new UdpRingTransport({ config, myVid: me.vid, ring: createRingFromConfig(config, me, Date.now()), mode, ...link });
     t.onEvents((batch) => events[i].push(...batch));
     open.push(t);
     return t;
@@ -86,6 +91,36 @@ describe('UDP ring', () => {
     const totalOut = stats.reduce((a, s) => a + s.datagramsOut, 0);
     expect(totalIn).toBeGreaterThan(totalOut);
   });
+
+  const addon = loadUdpBatching({}).batching;
+  for (const batched of [false, true]) {
+    it.skipIf(batched && addon === null)(`bursts of packets ${batched ? 'as GSO sends and GRO reads (native addon)' : 'one datagram each (no addon)'}`, async () => {
+      const config = ringTestConfig(['127.0.0.1', '127.0.0.2', '127.0.0.3'], PORT);
+      const { transports, events } = startAll(config, 'unicast', { batching: batched ? addon : null });
+      await Promise.all(transports.map((t) => t.start()));
+      await until(() => events.every((e) => e.some((x) => x.kind === 'regular')), 5_000);
+      // Equal-sized messages, one per 1472-byte packet: every token visit sends a run of them.
+      for (let i = 0; i < 300; i++) transports[i % 3].submit(Buffer.from(`${String(i).padStart(4, '0')}${'y'.repeat(996)}`), i % 5 === 0);
+      await until(() => events.every((e) => deliveries(e).length === 300), 10_000);
+      expect(deliveries(events[1])).toEqual(deliveries(events[0]));
+      expect(deliveries(events[2])).toEqual(deliveries(events[0]));
+      const stats = transports.map((t) => t.link.stats());
+      const status = transports.map((t) => t.link.batching());
+      if (batched) {
+        expect(status.every((s) => s.gsoSends && s.groReads && s.reason === null)).toBe(true);
+        expect(stats.reduce((n, s) => n + s.segmentedSends, 0)).toBeGreaterThan(0);
+        expect(stats.reduce((n, s) => n + s.coalescedReads, 0)).toBeGreaterThan(0);
+      } else {
+        expect(status.every((s) => !s.gsoSends && !s.groReads && s.reason !== null)).toBe(true);
+        expect(stats.every((s) => s.segmentedSends === 0 && s.coalescedReads === 0)).toBe(true);
+      }
+      // GRO reads are split back into the datagrams that were sent (UDP may lose a few).
+      const datagramsIn = stats.reduce((n, s) => n + s.datagramsIn, 0);
+      const datagramsOut = stats.reduce((n, s) => n + s.datagramsOut, 0);
+      expect(datagramsIn).toBeLessThanOrEqual(datagramsOut);
+      expect(datagramsIn).toBeGreaterThan(datagramsOut * 0.95);
+    });
+  }
 
   it('drops datagrams whose source is not the sender VID address', async () => {
     const config = ringTestConfig(['127.0.0.1', '127.0.0.2'], PORT);

@@ -26,7 +26,7 @@ import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.
 import { DaemonNode, type NodeLogger } from './node.js';
 import { type RingIdentity, RingIdentityFile, ringIdentityPath, unkeptRingIdentity } from './ring-identity.js';
 import { DaemonServer } from './server.js';
-import { UdpRingLink, monotonicWallClock, receiveBufferBytesGranted } from './udp.js';
+import { UdpRingLink, interfaceMtuBytes, monotonicWallClock, receiveBufferBytesGranted } from './udp.js';
 import { startManagementServer, type ManagementServer } from '../management/http.js';
 import { MonitorEndpoint } from '../management/monitor-endpoint.js';
 import { isMonitorDatagram, type MonitorOutcome } from '../management/monitor-protocol.js';
@@ -119,9 +119,15 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   if (options.createRing) ring = options.createRing(config, me, nowMs);
   else if (config.daemons.length > 1) {
     const receiveBufferBytes = receiveBufferBytesGranted();
-    ring = createRingFromConfig(config, me, nowMs, receiveBufferBytes, identity);
-    logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes }, 'ring datagram size');
-    link = new UdpRingLink({ config, myVid: me.vid, clock });
+    const linkMtuBytes = interfaceMtuBytes(me.address);
+    ring = createRingFromConfig(config, me, nowMs, { receiveBufferBytes, linkMtuBytes }, identity);
+    logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes, linkMtuBytes }, 'ring datagram size');
+    link = new UdpRingLink({
+      config,
+      myVid: me.vid,
+      clock,
+      onBatchingOff: (reason) => logger.warn({ reason }, 'ring UDP batching stopped: one datagram per send from now on'),
+    });
   } else {
     ring = new SoloRing(me.vid, nowMs, identity.ringTimeFloor);
   }
@@ -208,6 +214,10 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
       ringLink.onMonitorDatagram((bytes, from) => endpoint.handle(bytes, from));
     }
     await ringLink.start();
+    const batching = ringLink.batching();
+    if (batching.reason === null) logger.info({ gsoSends: true, groReads: true }, 'ring UDP batching on: GSO sends, GRO reads (native addon)');
+    else if (batching.gsoSends) logger.warn({ ...batching }, 'ring UDP batching partial: GSO sends, one datagram per read');
+    else logger.warn({ ...batching }, 'ring UDP batching off: one datagram per send and read');
   } else if (monitor) {
     soloMonitorSocket = await bindSoloMonitor(config.segments[me.segmentIndex].port, me.address, monitor, logger);
   }

@@ -44,6 +44,8 @@ export const SLOW_READER_STALL_MS_DEFAULT = 2000;
 
 export interface PacketTransport {
   send(packet: OutboundPacket): void;
+  /** The packets sent so far form a batch: let any the transport held back leave now. */
+  flush?(): void;
 }
 
 export interface DaemonServerOptions {
@@ -269,9 +271,12 @@ export class DaemonServer {
     this.armDeadline();
   }
 
+  /** One batch for the transport (with the native addon: GSO runs), let out at once. */
   private sendPackets(packets: OutboundPacket[]): void {
     const transport = this.options.transport;
-    if (transport) for (const packet of packets) transport.send(packet);
+    if (!transport || packets.length === 0) return;
+    for (const packet of packets) transport.send(packet);
+    transport.flush?.();
   }
 
   private close(id: number, reason: CloseReason): void {

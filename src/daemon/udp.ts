@@ -7,6 +7,7 @@
  *   link.onMonitorDatagram((bytes, from) => monitor.handle(bytes, from)); // spmonitor packets on port P
  *   await link.start();               // binds <my address>:<port> (data) and :<port+1> (token)
  *   link.send(packet);                // an OutboundPacket from ring.ready()
+ *   link.flush();                     // after the packets of one ready(): batched sends leave
  *   await link.close();
  *   link.stats();
  *
@@ -30,7 +31,10 @@
  * header. Token datagrams wait for the next event-loop turn, and a few more
  * while data datagrams keep arriving, so data sent before the token is read
  * first: Spread's priority of the broadcast socket over the token socket (§11.3),
- * approximately.
+ * approximately. With the native addon the link can see that no data datagram waits
+ * (FIONREAD), and then acts on the token in the turn it is read: ahead of the group-layer
+ * work and client writes for the data read just before it, which would otherwise run
+ * first and hold the token (and so the whole ring) up.
  *
  * Monitor packets (spmonitor, `tspread monitor`, §9) share the data port: a datagram
  * on the data socket that `isMonitorDatagram` accepts goes to `onMonitorDatagram`
@@ -38,17 +42,27 @@
  * start with our magic and are never mistaken for one. `setPartition` (the monitor's
  * PARTITION command) drops ring datagrams from daemons in another component.
  *
+ * Batching (udp-batch.ts, with the optional native addon, udp-native.ts): data packets for
+ * every peer wait until flush() (or until anything else is sent, so that nothing overtakes
+ * them) and leave as GSO sends, one sendmsg per run of packets and peer; the data socket
+ * asks for GRO, so a read may return several datagrams back to back, which are split by
+ * their own headers (packetLength). Without the addon each packet is one dgram send, and
+ * `batching` says why.
+ *
  * The clock is monotonic but wall-anchored (membership ids carry seconds).
  */
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { isMulticast, parseIpAddress } from '../config/address.js';
 import type { SpreadConfig } from '../config/types.js';
 import { isMonitorDatagram } from '../management/monitor-protocol.js';
-import { PACKET_MAGIC, PacketType, peekSender, peekType } from '../ring/packet.js';
+import { PACKET_MAGIC, PacketType, packetLength, peekSender, peekType } from '../ring/packet.js';
 import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
+import { SegmentedSender } from './udp-batch.js';
+import { loadUdpBatching, socketDescriptor, type UdpBatching } from './udp-native.js';
 
 /** Kernel socket buffers we ask for (the kernel caps them at net.core.[rw]mem_max). */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -63,6 +77,20 @@ export function receiveBufferBytesGranted(): number | null {
   } catch {
     return null;
   }
+}
+
+/** MTU of the interface that holds `address` (Linux sysfs), or null when unknown. */
+export function interfaceMtuBytes(address: string): number | null {
+  for (const [name, entries] of Object.entries(networkInterfaces())) {
+    if (!(entries ?? []).some((entry) => entry.address === address)) continue;
+    try {
+      const mtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
+      return Number.isInteger(mtu) && mtu > 0 ? mtu : null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 /**
@@ -105,6 +133,18 @@ export interface UdpLinkOptions {
   /** 'unicast' (default): 'all' = one datagram per other daemon. 'segment': one per segment address. */
   mode?: 'unicast' | 'segment';
   clock?: () => number;
+  /** The native batching addon; default: loaded if built (loadUdpBatching). null: one send per datagram. */
+  batching?: UdpBatching | null;
+  /** Batching stopped while running (a GSO send failed in a way that will not pass): why. */
+  onBatchingOff?: (reason: string) => void;
+}
+
+/** Whether sends and reads are batched, and if not why (for the daemon's log and the tests). */
+export interface UdpBatchingStatus {
+  gsoSends: boolean;
+  groReads: boolean;
+  /** Why something is off; null when both are on. */
+  reason: string | null;
 }
 
 export interface UdpLinkStats {
@@ -120,6 +160,10 @@ export interface UdpLinkStats {
   monitorDatagrams: number;
   /** Send errors seen: every token-port send, and one data send in SEND_ERROR_SAMPLE_EVERY. */
   sendErrors: number;
+  /** sendmsg calls that carried several datagrams (GSO). */
+  segmentedSends: number;
+  /** Reads that returned several datagrams (GRO). */
+  coalescedReads: number;
 }
 
 const wallOffsetMs = Date.now() - performance.now();
@@ -148,7 +192,25 @@ export class UdpRingLink {
   private tokenDrainScheduled = false;
   private tokenDeferrals = 0;
   private dataSinceTokenCheck = 0;
-  private readonly counters: UdpLinkStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, droppedSource: 0, droppedPartition: 0, monitorDatagrams: 0, sendErrors: 0 };
+  private readonly counters: UdpLinkStats = {
+    datagramsIn: 0,
+    datagramsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    droppedSource: 0,
+    droppedPartition: 0,
+    monitorDatagrams: 0,
+    sendErrors: 0,
+    segmentedSends: 0,
+    coalescedReads: 0,
+  };
+  private readonly batchingAddon: UdpBatching | null;
+  private batchingReason: string | null;
+  private segmented: SegmentedSender | null = null;
+  private groReads = false;
+  /** Descriptors of the sockets data arrives on (for the FIONREAD look); empty without the addon. */
+  private dataDescriptors: number[] = [];
+  private readonly onBatchingOff: (reason: string) => void;
   private lastSendError: Error | null = null;
   private sendsUntilSample = 0;
   private readonly afterSampledSend = (error: Error | null): void => {
@@ -158,6 +220,15 @@ export class UdpRingLink {
   constructor(options: UdpLinkOptions) {
     const { config, myVid } = options;
     this.clock = options.clock ?? monotonicWallClock;
+    if (options.batching === undefined) {
+      const loaded = loadUdpBatching();
+      this.batchingAddon = loaded.batching;
+      this.batchingReason = loaded.reason;
+    } else {
+      this.batchingAddon = options.batching;
+      this.batchingReason = options.batching === null ? 'batching not requested' : null;
+    }
+    this.onBatchingOff = options.onBatchingOff ?? (() => {});
     let me: Endpoint | null = null;
     for (const d of config.daemons) {
       const endpoint = { address: d.address, port: config.segments[d.segmentIndex].port };
@@ -235,6 +306,42 @@ export class UdpRingLink {
     }
     [this.dataSocket, this.tokenSocket] = bound;
     this.segmentSocket = bound[2] ?? null;
+    this.startBatching();
+  }
+
+  /** GSO sends and GRO reads on the data socket(s), when the addon is there and the kernel agrees. */
+  private startBatching(): void {
+    const addon = this.batchingAddon;
+    const fd = this.dataSocket === null ? null : socketDescriptor(this.dataSocket);
+    if (addon === null) return;
+    if (fd === null) {
+      this.batchingReason = 'no descriptor for the data socket';
+      return;
+    }
+    const reading = [this.dataSocket, this.segmentSocket].flatMap((socket) => (socket === null ? [] : [socketDescriptor(socket)]));
+    if (reading.every((descriptor) => descriptor !== null && addon.nextDatagramBytes(descriptor) >= 0)) this.dataDescriptors = reading as number[];
+    const refused = reading.map((descriptor) => (descriptor === null ? -1 : addon.enableGro(descriptor))).find((result) => result < 0);
+    this.groReads = refused === undefined;
+    if (!this.groReads) this.batchingReason = `UDP_GRO refused (errno ${-(refused ?? 0)})`;
+    this.segmented = new SegmentedSender({
+      batching: addon,
+      fd,
+      targets: this.allTargets,
+      sendOne: (bytes, target) => this.sendTo(this.dataSocket!, bytes, target, false),
+      counted: (datagrams, bytes) => {
+        this.counters.datagramsOut += datagrams;
+        this.counters.bytesOut += bytes;
+        this.counters.segmentedSends++;
+      },
+      onUnavailable: (reason) => {
+        this.batchingReason = reason;
+        this.onBatchingOff(reason);
+      },
+    });
+  }
+
+  batching(): UdpBatchingStatus {
+    return { gsoSends: this.segmented?.active ?? false, groReads: this.groReads, reason: this.batchingReason };
   }
 
   private bind(address: string, port: number, reuseAddr: boolean, onMessage: (bytes: Buffer, from: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
@@ -262,7 +369,6 @@ export class UdpRingLink {
   }
 
   private accept(bytes: Buffer, from: dgram.RemoteInfo, token: boolean): void {
-    this.counters.datagramsIn++;
     this.counters.bytesIn += bytes.length;
     // peekSender without a DataView per datagram.
     const sender = peekType(bytes) === null ? null : ((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0;
@@ -275,9 +381,31 @@ export class UdpRingLink {
       this.counters.droppedPartition++;
       return;
     }
+    const nowMs = this.clock();
+    const first = token || !this.groReads ? bytes.length : (packetLength(bytes, 0) ?? bytes.length);
+    if (first >= bytes.length) {
+      this.take(bytes, token, nowMs);
+      return;
+    }
+    // A GRO read: datagrams of one sender back to back, each as long as its header says.
+    this.counters.coalescedReads++;
+    for (let offset = 0, length = first; offset < bytes.length; offset += length) {
+      if (offset > 0) length = packetLength(bytes, offset) ?? bytes.length - offset;
+      this.take(bytes.subarray(offset, offset + length), false, nowMs);
+    }
+  }
+
+  /** One ring packet that passed the checks. */
+  private take(bytes: Uint8Array, token: boolean, nowMs: number): void {
+    this.counters.datagramsIn++;
     if (!token) {
       this.dataSinceTokenCheck++;
-      this.listener(bytes, this.clock(), false);
+      this.listener(bytes, nowMs, false);
+      return;
+    }
+    if (!this.tokenDrainScheduled && this.noDataWaiting()) {
+      // Everything sent before the token has been read: act on it now.
+      this.listener(bytes, nowMs, true);
       return;
     }
     this.pendingTokens.push(bytes);
@@ -289,8 +417,18 @@ export class UdpRingLink {
     }
   }
 
+  /** True when the addon shows no datagram waiting on any data socket (false without it: unknown). */
+  private noDataWaiting(): boolean {
+    const addon = this.batchingAddon;
+    if (addon === null || this.dataDescriptors.length === 0) return false;
+    for (const descriptor of this.dataDescriptors) if (addon.nextDatagramBytes(descriptor) !== 0) return false;
+    return true;
+  }
+
   private drainTokens(): void {
-    if (this.dataSinceTokenCheck > 0 && this.tokenDeferrals < TOKEN_DEFERRAL_TURNS_MAX && this.dataSocket !== null) {
+    // With the addon, what is waiting in the socket says whether to wait; without it, what arrived since the last look.
+    const dataArriving = this.dataDescriptors.length > 0 ? !this.noDataWaiting() : this.dataSinceTokenCheck > 0;
+    if (dataArriving && this.tokenDeferrals < TOKEN_DEFERRAL_TURNS_MAX && this.dataSocket !== null) {
       // Data still arriving: let the next poll phase read it before the token.
       this.dataSinceTokenCheck = 0;
       this.tokenDeferrals++;
@@ -310,6 +448,12 @@ export class UdpRingLink {
     // bound on port + 1), so that they do not wait behind a receive buffer full of data.
     const type = peekType(packet.bytes);
     const token = type === PacketType.TOKEN || type === PacketType.COMMIT || (type === PacketType.JOIN && this.segmentAddress === null);
+    if (packet.to === 'all' && !token && this.segmented !== null) {
+      this.segmented.queue(packet.bytes);
+      return;
+    }
+    // Whatever was queued leaves first: the token must not overtake its visit's data.
+    this.segmented?.flush();
     if (packet.to === 'all') {
       for (const target of this.allTargets) this.sendTo(socket, packet.bytes, target, token);
       return;
@@ -317,6 +461,11 @@ export class UdpRingLink {
     const target = this.peers.get(packet.to);
     if (target === undefined) throw new Error(`packet for unknown VID ${packet.to}`);
     this.sendTo(socket, packet.bytes, target, token);
+  }
+
+  /** Sends what send() queued (the end of one batch of ring packets). */
+  flush(): void {
+    this.segmented?.flush();
   }
 
   private sendTo(socket: dgram.Socket, bytes: Uint8Array, target: Endpoint, token: boolean): void {
@@ -342,6 +491,9 @@ export class UdpRingLink {
 
   async close(): Promise<void> {
     const sockets = [this.dataSocket, this.tokenSocket, this.segmentSocket].filter((s): s is dgram.Socket => s !== null);
+    this.segmented?.discard();
+    this.segmented = null;
+    this.dataDescriptors = [];
     this.dataSocket = null;
     this.tokenSocket = null;
     this.segmentSocket = null;
@@ -413,6 +565,7 @@ export class UdpRingTransport {
     if (!this.running) return;
     const ready = this.ring.ready();
     for (const packet of ready.packets) this.link.send(packet);
+    this.link.flush();
     if (ready.events.length > 0) {
       if (this.callback !== null) this.callback(ready.events);
       else for (const e of ready.events) this.undelivered.push(e);

@@ -10,7 +10,7 @@
  */
 import { assert } from './assert.js';
 import { MESSAGE_BYTES_MAX, PACKET_SLOTS } from './limits.js';
-import { type DataPacket, DataFlag, FragmentFlag } from './packet.js';
+import { type DataPacket, DataFlag, FragmentFlag, uninitializedBytes } from './packet.js';
 import { seqAdd, seqDiff, seqGt, seqLt, seqLte, seqMin } from './seq.js';
 
 interface Partial {
@@ -208,7 +208,7 @@ export function isRecovered(packet: DataPacket): boolean {
 }
 
 function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
+  const out = uninitializedBytes(bytes); // the chunks cover every byte
   let offset = 0;
   for (const c of chunks) {
     out.set(c, offset);

@@ -13,27 +13,44 @@ import { type TotemOptions, TotemRing } from './totem.js';
 
 /** Linux reserves twice the SO_RCVBUF asked for; the doubled figure is what fills up. */
 const KERNEL_RECEIVE_BUFFER_FACTOR = 2;
+/** The MTU that DATAGRAM_BYTES_DEFAULT fills: a link with a larger one carries jumbo frames. */
+const ETHERNET_MTU_BYTES = 1500;
+/** IP and UDP headers in front of a datagram's payload. */
+const IPV4_UDP_HEADER_BYTES = 28;
+const IPV6_UDP_HEADER_BYTES = 48;
 
 /**
  * DatagramBytes when spread.conf does not set it. On a network: 1472, one Ethernet MTU, as
- * Spread. When every daemon is on loopback (one host, MTU 64 KiB), nothing forces packets
- * that small, and the cost of the ring is per datagram: the largest power of two up to
- * DATAGRAM_BYTES_LOOPBACK_MAX such that a whole Window of packets fits the receive buffer
- * the kernel grants (`receiveBufferBytes`: what we ask for, capped at net.core.rmem_max),
- * so a daemon that misses a rotation still loses nothing. Every daemon of a loopback ring
- * is on the same host, so all compute the same size.
+ * Spread. The cost of the ring is per datagram, so where the network allows larger ones it
+ * uses them, as long as a whole Window of packets fits the receive buffer the kernel grants
+ * (`receiveBufferBytes`: what we ask for, capped at net.core.rmem_max), so that a daemon
+ * that misses a rotation still loses nothing:
+ *   - every daemon on loopback (one host, MTU 64 KiB): the largest power of two up to
+ *     DATAGRAM_BYTES_LOOPBACK_MAX. Every daemon is on the same host, so all compute the same.
+ *   - one segment, and this daemon's own link has jumbo frames (`linkMtuBytes` > 1500):
+ *     one frame of that MTU. A segment is one broadcast domain, where every host must use
+ *     the same MTU for UDP to work at all, so the daemons agree. Several segments (routed)
+ *     keep 1472: the path between them may not carry jumbo frames.
  */
-export function defaultDatagramBytes(config: SpreadConfig, receiveBufferBytes: number | null): number {
-  if (receiveBufferBytes === null || !config.daemons.every((d) => isLoopbackAddress(d.address))) return DATAGRAM_BYTES_DEFAULT;
+export function defaultDatagramBytes(config: SpreadConfig, receiveBufferBytes: number | null, linkMtuBytes: number | null = null): number {
+  if (receiveBufferBytes === null) return DATAGRAM_BYTES_DEFAULT;
   const room = receiveBufferBytes * KERNEL_RECEIVE_BUFFER_FACTOR;
-  let bytes = DATAGRAM_BYTES_LOOPBACK_MAX;
-  while (bytes > DATAGRAM_BYTES_DEFAULT && bytes * config.params.window > room) bytes /= 2;
-  return Math.max(bytes, DATAGRAM_BYTES_DEFAULT);
+  const window = config.params.window;
+  if (config.daemons.every((d) => isLoopbackAddress(d.address))) {
+    let bytes = DATAGRAM_BYTES_LOOPBACK_MAX;
+    while (bytes > DATAGRAM_BYTES_DEFAULT && bytes * window > room) bytes /= 2;
+    return Math.max(bytes, DATAGRAM_BYTES_DEFAULT);
+  }
+  if (linkMtuBytes !== null && linkMtuBytes > ETHERNET_MTU_BYTES && config.segments.length === 1) {
+    const headers = config.params.activeIpVersion === 'IPv6' ? IPV6_UDP_HEADER_BYTES : IPV4_UDP_HEADER_BYTES;
+    return Math.max(Math.min(linkMtuBytes - headers, Math.floor(room / window)), DATAGRAM_BYTES_DEFAULT);
+  }
+  return DATAGRAM_BYTES_DEFAULT;
 }
 
 /** The datagram size this daemon's ring uses: spread.conf's, else the default above. */
-export function datagramBytesFor(config: SpreadConfig, receiveBufferBytes: number | null): number {
-  const chosen = config.params.datagramBytes ?? defaultDatagramBytes(config, receiveBufferBytes);
+export function datagramBytesFor(config: SpreadConfig, receiveBufferBytes: number | null, linkMtuBytes: number | null = null): number {
+  const chosen = config.params.datagramBytes ?? defaultDatagramBytes(config, receiveBufferBytes, linkMtuBytes);
   // A recovery packet wraps a data packet: leave it room in the largest UDP payload.
   return Math.min(chosen, DATAGRAM_BYTES_MAX - RECOVERED_OVERHEAD_BYTES);
 }
@@ -41,17 +58,16 @@ export function datagramBytesFor(config: SpreadConfig, receiveBufferBytes: numbe
 /** What a daemon keeps across restarts (src/daemon/ring-identity.ts). */
 export type KeptIdentity = Pick<TotemOptions, 'incarnation' | 'ringTimeFloor'>;
 
-/**
- * `receiveBufferBytes`: the UDP receive buffer the kernel grants (null: unknown, no loopback sizing).
- * `kept`: what this daemon kept across restarts (default: nothing).
- */
-export function ringOptionsFromConfig(
-  config: SpreadConfig,
-  me: DaemonSpec,
-  nowMs: number,
-  receiveBufferBytes: number | null = null,
-  kept: KeptIdentity = {},
-): TotemOptions {
+/** What the host says about this daemon's network (absent or null: unknown; off loopback that keeps 1472). */
+export interface HostLink {
+  /** The UDP receive buffer the kernel grants. */
+  receiveBufferBytes?: number | null;
+  /** The MTU of this daemon's interface. */
+  linkMtuBytes?: number | null;
+}
+
+/** `kept`: what this daemon kept across restarts (default: nothing). */
+export function ringOptionsFromConfig(config: SpreadConfig, me: DaemonSpec, nowMs: number, link: HostLink = {}, kept: KeptIdentity = {}): TotemOptions {
   const p = config.params;
   return {
     myVid: me.vid,
@@ -68,7 +84,7 @@ export function ringOptionsFromConfig(
     gatherTimeoutMs: p.timeouts.gatherMs,
     formTimeoutMs: p.timeouts.formMs,
     lookupTimeoutMs: p.timeouts.lookupMs,
-    datagramBytes: datagramBytesFor(config, receiveBufferBytes),
+    datagramBytes: datagramBytesFor(config, link.receiveBufferBytes ?? null, link.linkMtuBytes ?? null),
     incarnation: kept.incarnation,
     ringTimeFloor: kept.ringTimeFloor,
   };

@@ -197,6 +197,49 @@ export function peekSender(bytes: Uint8Array): number | null {
   return viewOf(bytes).getUint32(4);
 }
 
+const u16At = (bytes: Uint8Array, at: number) => (bytes[at] << 8) | bytes[at + 1];
+
+/**
+ * Length of the packet that starts at `offset`, read from its own header, or null when
+ * no complete header is there. A receive with UDP GRO hands several datagrams of one flow
+ * over as one buffer; this finds where each ends (decodePacket then checks each whole).
+ */
+export function packetLength(bytes: Uint8Array, offset: number): number | null {
+  const left = bytes.length - offset;
+  if (left < HEADER_BYTES || u16At(bytes, offset) !== PACKET_MAGIC || bytes[offset + 2] !== PACKET_VERSION) return null;
+  let length: number;
+  switch (bytes[offset + 3]) {
+    case PacketType.DATA:
+      if (left < DATA_HEADER_BYTES) return null;
+      length = DATA_HEADER_BYTES;
+      for (let count = u16At(bytes, offset + 32); count > 0; count--) {
+        if (length + FRAGMENT_HEADER_BYTES > left) return null;
+        length += FRAGMENT_HEADER_BYTES + u16At(bytes, offset + length + 2);
+      }
+      break;
+    case PacketType.TOKEN:
+      if (left < TOKEN_HEADER_BYTES) return null;
+      length = TOKEN_HEADER_BYTES + 4 * u16At(bytes, offset + 46);
+      break;
+    case PacketType.JOIN:
+      if (left < JOIN_HEADER_BYTES) return null;
+      length = JOIN_HEADER_BYTES + 4 * (u16At(bytes, offset + 32) + u16At(bytes, offset + 34));
+      break;
+    case PacketType.COMMIT:
+      if (left < COMMIT_HEADER_BYTES) return null;
+      length = COMMIT_HEADER_BYTES + COMMIT_ENTRY_BYTES * u16At(bytes, offset + 26);
+      break;
+    case PacketType.HELLO:
+    case PacketType.HURRY:
+    case PacketType.TOKEN_ACK:
+      length = SMALL_PACKET_BYTES;
+      break;
+    default:
+      return null;
+  }
+  return length <= left ? length : null;
+}
+
 function writeHeader(view: DataView, type: PacketType, h: PacketHeader): void {
   view.setUint16(0, PACKET_MAGIC);
   view.setUint8(2, PACKET_VERSION);
@@ -427,7 +470,17 @@ export function encodeTokenAck(h: PacketHeader, hop: number): Uint8Array {
 }
 
 /**
- * Slab the writer carves packets from. A packet keeps only its own bytes (not a whole
+ * A fresh Uint8Array that is not zero-filled, for buffers that are written in full before
+ * they are read (a plain Uint8Array, not a Buffer: decoded payloads stay Uint8Array views).
+ */
+export function uninitializedBytes(length: number): Uint8Array {
+  const bytes = Buffer.allocUnsafeSlow(length);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, length);
+}
+
+/**
+ * Slab the writer carves packets from. Not zero-filled: only the bytes written into a packet
+ * are ever sent or read. A packet keeps only its own bytes (not a whole
  * DatagramBytes allocation: with 32 KiB datagrams and small messages that would pin 32 KiB
  * per buffered packet); a slab is garbage once every packet cut from it is discarded.
  */
@@ -461,7 +514,7 @@ export class DataPacketWriter {
 
   begin(h: PacketHeader, seq: number, origin: number, round: number): void {
     if (this.slab.length - this.slabOffset < this.datagramBytes) {
-      this.slab = new Uint8Array(Math.max(WRITER_SLAB_BYTES, this.datagramBytes));
+      this.slab = uninitializedBytes(Math.max(WRITER_SLAB_BYTES, this.datagramBytes));
       this.slabOffset = 0;
     }
     this.bytes = this.slab.subarray(this.slabOffset, this.slabOffset + this.datagramBytes);

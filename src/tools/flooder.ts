@@ -9,7 +9,9 @@
  * each sender has finished; shorter messages, and messages whose first bytes are
  * no stamp (another tool's, e.g. Spread's own spflooder), are only counted. A
  * receiver ends when every stamped sender has finished or, as spflooder does,
- * when it has counted `-m` messages per sender.
+ * when it has counted `-m` messages per sender. A receiver's report carries a
+ * digest of the order it saw (sender and first bytes of every message), so that
+ * receivers on different daemons can be compared.
  *
  * Differences from spflooder: `-ro`/`-wo` are also accepted as `--ro`/`--wo`;
  * `-n` is ignored with `-wo` (a non-member cannot watch the membership);
@@ -58,6 +60,20 @@ export interface FlooderReport {
   msgsPerSec: number;
   mbitPerSec: number;
   latencyMs: { p50: number; p99: number; max: number; samples: number } | null;
+  /** FNV-1a over every delivery's sender and first 16 bytes, in delivery order (hex); null for a pure writer. */
+  orderDigest: string | null;
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** Folds one delivery into an order digest (32-bit FNV-1a over the sender's name and the stamp). */
+function digestDelivery(digest: number, sender: string, data: Uint8Array): number {
+  let hash = digest;
+  for (let i = 0; i < sender.length; i++) hash = Math.imul(hash ^ sender.charCodeAt(i), FNV_PRIME);
+  const stampEnd = Math.min(data.length, STAMP_BYTES);
+  for (let i = 0; i < stampEnd; i++) hash = Math.imul(hash ^ data[i], FNV_PRIME);
+  return hash >>> 0;
 }
 
 /** Little-endian uint32 without allocating a view (runs once per received message). */
@@ -101,6 +117,7 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
   let received = 0;
   let ownReceived = 0;
   let sent = 0;
+  let orderDigest = FNV_OFFSET;
   let firstReceiveNs = 0n;
   let lastReceiveNs = 0n;
   const latencies = new Float64Array(reading ? Math.min(LATENCY_SAMPLES_MAX, options.messages * expectedSenders) : 0);
@@ -120,6 +137,7 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
       ownReceived++;
       wakeWriter();
     }
+    orderDigest = digestDelivery(orderDigest, message.sender, message.data);
     const stamp = stampOf(message.data, Number(now));
     if (stamp !== null) {
       if (latencyCount < latencies.length) latencies[latencyCount++] = (Number(now) - stamp.sentNs) / 1e6;
@@ -193,6 +211,7 @@ export async function runFlooder(options: FlooderOptions): Promise<FlooderReport
       latencyCount === 0
         ? null
         : { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[latencyCount - 1], samples: latencyCount },
+    orderDigest: reading ? orderDigest.toString(16).padStart(8, '0') : null,
   };
 }
 

@@ -30,7 +30,7 @@ import {
 } from '../../src/checker/index.js';
 import { connect, type MembershipMessage, type Message, type Service, type Session } from '../../src/client/index.js';
 import { CLI_PATH } from './daemon.js';
-import { NetnsLab } from './netns.js';
+import { NetnsLab, type NetnsLabOptions } from './netns.js';
 
 /** Fast membership for tests (all nine timeouts must be given, §8.5). */
 export const FAST_TIMEOUTS = [
@@ -46,7 +46,8 @@ export const FAST_TIMEOUTS = [
 ];
 
 const SEGMENT_PORT = 4803;
-const CLIENT_PORT = 4803;
+/** Every lab daemon's client port (each has its own namespace and socket directory). */
+export const CLIENT_PORT = 4803;
 
 export interface LabDaemon {
   index: number;
@@ -158,18 +159,29 @@ export class LabClient {
   }
 }
 
+export interface SpreadLabOptions {
+  /** The namespaces' links (MTU, name prefix). */
+  net?: NetnsLabOptions;
+  /** Node options before the daemon's script (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]). */
+  nodeArgs?: string[];
+  /** Environment variables added for the daemons. */
+  env?: Record<string, string>;
+}
+
 export class SpreadLab {
   readonly net: NetnsLab;
   readonly scratch: string;
   readonly configPath: string;
   readonly daemons: LabDaemon[];
   readonly clients: LabClient[] = [];
+  private readonly options: SpreadLabOptions;
   private nextClient = 0;
 
-  private constructor(net: NetnsLab, scratch: string, configPath: string, count: number) {
+  private constructor(net: NetnsLab, scratch: string, configPath: string, count: number, options: SpreadLabOptions) {
     this.net = net;
     this.scratch = scratch;
     this.configPath = configPath;
+    this.options = options;
     this.daemons = Array.from({ length: count }, (_, index) => {
       const unixDir = join(scratch, `d${index + 1}`);
       mkdirSync(unixDir);
@@ -178,8 +190,8 @@ export class SpreadLab {
   }
 
   /** Builds the namespaces, writes spread.conf and starts every daemon. */
-  static async start(count: number, extraLines: string[] = FAST_TIMEOUTS): Promise<SpreadLab> {
-    const net = NetnsLab.create(count);
+  static async start(count: number, extraLines: string[] = FAST_TIMEOUTS, options: SpreadLabOptions = {}): Promise<SpreadLab> {
+    const net = NetnsLab.create(count, options.net);
     const scratch = mkdtempSync(join(tmpdir(), 'tspread-netns-'));
     const subnetBroadcast = net.address(0).replace(/\.\d+$/, '.255');
     const config = [
@@ -191,7 +203,7 @@ export class SpreadLab {
     ].join('\n');
     const configPath = join(scratch, 'spread.conf');
     writeFileSync(configPath, config);
-    const lab = new SpreadLab(net, scratch, configPath, count);
+    const lab = new SpreadLab(net, scratch, configPath, count, options);
     try {
       await Promise.all(lab.daemons.map((daemon) => lab.startDaemon(daemon.index)));
     } catch (error) {
@@ -210,8 +222,8 @@ export class SpreadLab {
     const child = this.net.spawn(
       index,
       process.execPath,
-      [CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir, '--state-dir', daemon.unixDir],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      [...(this.options.nodeArgs ?? []), CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir, '--state-dir', daemon.unixDir],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.options.env } },
     );
     daemon.process = child;
     child.stdout!.setEncoding('utf8');
@@ -286,9 +298,29 @@ export class SpreadLab {
     return violations;
   }
 
+  /** SIGTERM to every running daemon (a clean exit, e.g. to write a CPU profile); SIGKILL after `timeoutMs`. */
+  async stopDaemons(timeoutMs = 5000): Promise<void> {
+    await Promise.all(
+      this.daemons.map(async (daemon) => {
+        const child = daemon.process;
+        if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
   /** Disconnects clients, kills every daemon by pid, deletes the namespaces and files. */
   async destroy(): Promise<void> {
     await Promise.all(this.clients.map((client) => (client.closed ? undefined : client.session.disconnect().catch(() => undefined))));
+    this.destroyNow();
+  }
+
+  /** Synchronous part of destroy(), for exit handlers: kills every daemon by pid, deletes the namespaces and files. */
+  destroyNow(): void {
     for (const daemon of this.daemons) {
       const pid = daemon.process?.pid;
       if (pid !== undefined) {

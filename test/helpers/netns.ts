@@ -25,23 +25,32 @@ export function netnsAvailable(): string | null {
   }
 }
 
+export interface NetnsLabOptions {
+  /** MTU of every link (veth ends and bridges); default the kernel's (1500). */
+  mtu?: number;
+  /** Start of every namespace name (default 'tsp'), followed by a per-process id. */
+  prefix?: string;
+}
+
 export class NetnsLab {
   readonly hostCount: number;
+  readonly mtu: number | null;
   private readonly prefix: string;
   private readonly subnet: number;
   private bridgeCount = 0;
   private destroyed = false;
 
-  private constructor(hostCount: number, prefix: string, subnet: number) {
+  private constructor(hostCount: number, prefix: string, subnet: number, mtu: number | null) {
     this.hostCount = hostCount;
     this.prefix = prefix;
     this.subnet = subnet;
+    this.mtu = mtu;
   }
 
   /** Builds `hostCount` hosts on one bridge, addresses 10.<subnet>.0.<i+1>/24. */
-  static create(hostCount: number): NetnsLab {
+  static create(hostCount: number, options: NetnsLabOptions = {}): NetnsLab {
     const id = `${process.pid % 100000}${Math.floor(Math.random() * 100)}`;
-    const lab = new NetnsLab(hostCount, `tsp${id}`, 100 + (process.pid % 150));
+    const lab = new NetnsLab(hostCount, `${options.prefix ?? 'tsp'}${id}`, 100 + (process.pid % 150), options.mtu ?? null);
     try {
       lab.build();
     } catch (error) {
@@ -63,6 +72,11 @@ export class NetnsLab {
     return `10.${this.subnet}.0.${index + 1}`;
   }
 
+  /** `mtu N` for `ip link add/set`, or nothing for the kernel's default. */
+  private get mtuArgs(): string[] {
+    return this.mtu === null ? [] : ['mtu', String(this.mtu)];
+  }
+
   private build(): void {
     ip(['netns', 'add', this.switchNs]);
     ip(['-n', this.switchNs, 'link', 'set', 'lo', 'up']);
@@ -70,7 +84,7 @@ export class NetnsLab {
     for (let i = 0; i < this.hostCount; i++) {
       const ns = this.hostNs(i);
       ip(['netns', 'add', ns]);
-      ip(['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', `p${i}`, 'netns', this.switchNs]);
+      ip(['link', 'add', 'eth0', 'netns', ns, ...this.mtuArgs, 'type', 'veth', 'peer', 'name', `p${i}`, 'netns', this.switchNs, ...this.mtuArgs]);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
       ip(['-n', ns, 'addr', 'add', `${this.address(i)}/24`, 'dev', 'eth0']);
       ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
@@ -81,7 +95,7 @@ export class NetnsLab {
   private ensureBridges(count: number): void {
     while (this.bridgeCount < count) {
       const bridge = `br${this.bridgeCount}`;
-      ip(['-n', this.switchNs, 'link', 'add', bridge, 'type', 'bridge']);
+      ip(['-n', this.switchNs, 'link', 'add', bridge, ...this.mtuArgs, 'type', 'bridge']);
       ip(['-n', this.switchNs, 'link', 'set', bridge, 'up']);
       this.bridgeCount += 1;
     }

@@ -1,0 +1,17 @@
+// Builds the optional native addon (udp_batch.c) with node-gyp during `npm ci` / `npm install`.
+// Never fails the install: without the addon the daemon sends one datagram per call and says so.
+import { spawnSync } from 'node:child_process';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+if (process.env.TSPREAD_SKIP_NATIVE === '1') process.exit(0);
+const here = dirname(fileURLToPath(import.meta.url));
+// npm hands scripts its own node-gyp (and puts a node-gyp shim on PATH).
+const bundled = process.env.npm_config_node_gyp;
+const [command, args] = bundled ? [process.execPath, [bundled, 'rebuild']] : ['node-gyp', ['rebuild']];
+const result = spawnSync(command, args, { cwd: here, stdio: 'inherit' });
+if (result.status !== 0) {
+  const why = result.error ? result.error.message : `node-gyp exited ${result.status}`;
+  console.warn(`tspread: the optional native addon for batched UDP (native/) was not built (${why}).`);
+  console.warn('tspread: the daemon works without it, one datagram per send; it logs "ring UDP batching off".');
+}
