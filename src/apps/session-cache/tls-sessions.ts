@@ -1,0 +1,104 @@
+/**
+ * shareTlsSessions(): lets every Node TLS/HTTPS server of a farm resume the
+ * sessions another one started.
+ *
+ * - Session IDs (TLS 1.2, and any server run with SSL_OP_NO_TICKET): the
+ *   server's `newSession`/`resumeSession` events read and write a SharedMap on
+ *   `group`. A new session's handshake completes once the group has ordered it,
+ *   so the next handshake on another member finds it.
+ * - Session tickets (TLS 1.3 by default, TLS 1.2 too): one ticket key for the
+ *   whole farm on `<group>.tk`, replaced every `rotateMs`. Node decrypts tickets
+ *   with one key only, so the previous key cannot stay accepted after a switch;
+ *   what the farm can do is switch at the same instant everywhere: each key is
+ *   announced `leadMs` before it takes over. Tickets issued under the old key
+ *   then cost one full handshake; see docs/session-cache.md.
+ */
+import type * as tls from 'node:tls';
+import type { Session } from '../../client/index.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { ReplicatedGroup } from '../shared/replicated-group.js';
+import { SharedMap } from '../shared/shared-map.js';
+import { newTicketKey, TicketKeyRing } from './ticket-keys.js';
+
+export interface ShareTlsSessionsOptions {
+  session: Session;
+  /** The farm's group; ticket keys use `<group>.tk` (so at most 28 bytes). */
+  group: string;
+  /** How long a stored session may be resumed (default 300 s, OpenSSL's default). */
+  sessionLifetimeSec?: number;
+  /** Ticket-key rotation period (default 12 h). */
+  rotateMs?: number;
+  /** How long before its activation a new key is announced (default 5 s). */
+  leadMs?: number;
+  /** Memory for stored sessions (default 64 MiB). */
+  limitBytes?: number;
+  logger?: Logger;
+}
+
+export interface SharedTlsSessions {
+  readonly sessions: SharedMap;
+  readonly ticketKeys: TicketKeyRing;
+  readonly ticketKeyGroup: ReplicatedGroup;
+  /** Announces a new key now (activating after `leadMs`), if this member generates keys. */
+  rotateNow(): boolean;
+  stop(): Promise<void>;
+}
+
+const CHECK_MS = 250;
+const KEY_PREFIX = 'tls:';
+
+export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOptions): SharedTlsSessions {
+  const logger = options.logger ?? silentLogger;
+  const lifetimeMs = (options.sessionLifetimeSec ?? 300) * 1000;
+  const rotateMs = options.rotateMs ?? 12 * 3600 * 1000;
+  const leadMs = options.leadMs ?? 5000;
+  const sessions = new SharedMap({ group: options.group, session: options.session, limitBytes: options.limitBytes ?? 64 * 1024 * 1024, logger });
+  const ticketKeys = new TicketKeyRing();
+  const ticketKeyGroup = new ReplicatedGroup({ group: `${options.group}.tk`, session: options.session, replica: ticketKeys, logger });
+
+  const onNewSession = (id: Buffer, data: Buffer, done: () => void) => {
+    void sessions.store('set', KEY_PREFIX + id.toString('hex'), data, 0, Date.now() + lifetimeMs).then(() => done());
+  };
+  const onResumeSession = (id: Buffer, done: (error: Error | null, data: Buffer | null) => void) => {
+    done(null, sessions.get(KEY_PREFIX + id.toString('hex'))?.value ?? null);
+  };
+  server.on('newSession', onNewSession);
+  server.on('resumeSession', onResumeSession);
+
+  let installed: Buffer | undefined;
+  let proposedActivationMs: number | undefined;
+  const isGenerator = () => ticketKeyGroup.transfer.synced && ticketKeyGroup.me !== null && ticketKeyGroup.members[0] === ticketKeyGroup.me;
+  const announce = (activateAtMs: number): boolean => {
+    if (!isGenerator() || proposedActivationMs === activateAtMs) return false;
+    proposedActivationMs = activateAtMs;
+    return ticketKeyGroup.propose(newTicketKey(activateAtMs));
+  };
+  const tick = () => {
+    const nowMs = Date.now();
+    const current = ticketKeys.current(nowMs);
+    if (current !== undefined && current.key !== installed) {
+      server.setTicketKeys(current.key);
+      installed = current.key;
+      logger.info({ group: options.group, activatedAtMs: current.activateAtMs }, 'ticket key switched');
+    }
+    const latest = ticketKeys.latestActivationMs();
+    if (latest === undefined) announce(nowMs);
+    else if (latest <= nowMs && nowMs >= latest + rotateMs - leadMs) announce(latest + rotateMs);
+  };
+  const timer = setInterval(tick, Math.min(CHECK_MS, leadMs / 4));
+  timer.unref();
+  ticketKeyGroup.on('synced', tick);
+
+  return {
+    sessions,
+    ticketKeys,
+    ticketKeyGroup,
+    rotateNow: () => announce(Date.now() + leadMs),
+    async stop() {
+      clearInterval(timer);
+      server.off('newSession', onNewSession);
+      server.off('resumeSession', onResumeSession);
+      await Promise.all([sessions.stop(), ticketKeyGroup.stop()]);
+    },
+  };
+}
