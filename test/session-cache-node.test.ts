@@ -1,0 +1,108 @@
+/**
+ * shareTlsSessions() across real Node HTTPS servers, each on its own daemon of
+ * a three-daemon ring: TLS 1.2 through the shared session cache, TLS 1.3 through
+ * the farm's ticket key, a key rotation, and a round-robin farm of 1,000
+ * handshakes that each resume the previous one's session.
+ */
+import type * as https from 'node:https';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type Session } from '../src/client/index.js';
+import { shareTlsSessions, type SharedTlsSessions } from '../src/apps/session-cache/index.js';
+import { ensureBuilt } from './fake-daemon/processes.js';
+import { startRing, type StartedRing } from './helpers/daemon.js';
+import { waitUntil } from './helpers/log-collectors.js';
+import { handshake, startHttpsServer } from './helpers/tls-farm.js';
+import { makeTestCertificate } from './helpers/tls-tools.js';
+
+interface FarmServer {
+  server: https.Server;
+  port: number;
+  shared: SharedTlsSessions;
+}
+
+let ring: StartedRing;
+let dir: string;
+const sessions: Session[] = [];
+/** Per host: a server with tickets (group farm-t) and one with session IDs only (group farm-i). */
+const ticketFarm: FarmServer[] = [];
+const idFarm: FarmServer[] = [];
+
+const sameKeysEverywhere = (farm: FarmServer[]) => farm.every((member) => member.server.getTicketKeys().equals(farm[0]!.server.getTicketKeys()));
+
+beforeAll(async () => {
+  ensureBuilt();
+  dir = mkdtempSync(join(tmpdir(), 'tspread-splash-node-'));
+  const certificate = makeTestCertificate(dir);
+  ring = await startRing({ count: 3 });
+  for (const daemon of ring.daemons) {
+    const session = await connect({ daemon: `${daemon.port}@127.0.0.1` });
+    sessions.push(session);
+    for (const [farm, group, sessionIds] of [[ticketFarm, 'farm-t', false], [idFarm, 'farm-i', true]] as const) {
+      const { server, port } = await startHttpsServer(certificate, { sessionIds });
+      farm.push({ server, port, shared: shareTlsSessions(server, { session, group, leadMs: 400 }) });
+    }
+  }
+  await waitUntil(
+    () => [...ticketFarm, ...idFarm].every((member) => member.shared.sessions.stats.synced && member.shared.ticketKeyGroup.members.length === 3),
+    () => 'farm not in sync',
+  );
+  await waitUntil(() => ticketFarm[0]!.shared.ticketKeys.keys.length > 0 && sameKeysEverywhere(ticketFarm), () => 'no shared ticket key');
+}, 90_000);
+
+afterAll(async () => {
+  for (const member of [...ticketFarm, ...idFarm]) {
+    await member.shared.stop();
+    member.server.close();
+  }
+  await Promise.all(sessions.map((session) => session.disconnect()));
+  await ring?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Node HTTPS servers sharing TLS sessions', () => {
+  it('TLS 1.2: a session started on A resumes on B through the shared cache', async () => {
+    const first = await handshake(idFarm[0]!.port, 'TLSv1.2');
+    expect(first.reused).toBe(false);
+    expect(first.body).toContain('hello from the farm');
+    const second = await handshake(idFarm[1]!.port, 'TLSv1.2', first.session);
+    expect(second.reused).toBe(true);
+    expect(second.body).toContain('hello from the farm');
+    expect(idFarm[1]!.shared.sessions.stats.entries).toBeGreaterThan(0);
+  });
+
+  it('TLS 1.3: a ticket issued by A resumes on B (one farm key)', async () => {
+    const first = await handshake(ticketFarm[0]!.port, 'TLSv1.3');
+    expect(first.reused).toBe(false);
+    const second = await handshake(ticketFarm[1]!.port, 'TLSv1.3', first.session);
+    expect(second.reused).toBe(true);
+  });
+
+  it('TLS 1.3 across a ticket-key rotation: the farm switches together and resumes under the new key', async () => {
+    const before = ticketFarm[0]!.server.getTicketKeys();
+    const generator = ticketFarm.find((member) => member.shared.ticketKeyGroup.members[0] === member.shared.ticketKeyGroup.me)!;
+    expect(generator.shared.rotateNow()).toBe(true);
+    await waitUntil(() => !ticketFarm[0]!.server.getTicketKeys().equals(before) && sameKeysEverywhere(ticketFarm), () => 'rotation not applied');
+    const first = await handshake(ticketFarm[2]!.port, 'TLSv1.3');
+    const second = await handshake(ticketFarm[0]!.port, 'TLSv1.3', first.session);
+    expect(second.reused).toBe(true);
+    // The key stays in memory: the previous one is kept in the ring, never more than three.
+    expect(generator.shared.ticketKeys.keys.length).toBeLessThanOrEqual(3);
+  });
+
+  for (const [farmName, version] of [['ticketFarm', 'TLSv1.3'], ['idFarm', 'TLSv1.2']] as const) {
+    it(`${version}: 1,000 round-robin handshakes over three servers each resume the previous session (≥ 99 %)`, async () => {
+      const farm = farmName === 'ticketFarm' ? ticketFarm : idFarm;
+      let session: Buffer | undefined;
+      let resumed = 0;
+      for (let index = 0; index < 1000; index++) {
+        const result = await handshake(farm[index % 3]!.port, version, session);
+        if (result.reused) resumed += 1;
+        session = result.session ?? session;
+      }
+      expect(resumed).toBeGreaterThanOrEqual(990);
+    }, 120_000);
+  }
+});
