@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Session } from '../src/client/index.js';
 import { shareTlsSessions, type SharedTlsSessions } from '../src/apps/session-cache/index.js';
 import { ensureBuilt } from './fake-daemon/processes.js';
-import { startRing, type StartedRing } from './helpers/daemon.js';
+import { startDaemon, startRing, type StartedRing } from './helpers/daemon.js';
 import { waitUntil } from './helpers/log-collectors.js';
 import { handshake, startHttpsServer } from './helpers/tls-farm.js';
 import { makeTestCertificate } from './helpers/tls-tools.js';
@@ -105,4 +105,42 @@ describe('Node HTTPS servers sharing TLS sessions', () => {
       expect(resumed).toBeGreaterThanOrEqual(990);
     }, 120_000);
   }
+
+  it("a host whose daemon dies keeps answering from what it holds, and catches up once the daemon is back", async () => {
+    const certificate = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') };
+    const hosts = [ring.daemons[0]!, ring.daemons[2]!];
+    const farm: FarmServer[] = [];
+    for (const daemon of hosts) {
+      const { server, port } = await startHttpsServer(certificate, { sessionIds: true });
+      const shared = shareTlsSessions(server, { connect: () => connect({ daemon: `${daemon.port}@127.0.0.1` }), group: 'farm-o', leadMs: 400 });
+      farm.push({ server, port, shared });
+    }
+    try {
+      const [a, c] = farm as [FarmServer, FarmServer];
+      await waitUntil(() => farm.every((member) => member.shared.sessions.stats.synced && member.shared.sessions.stats.members === 2), () => 'not in sync');
+      const before = await handshake(a.port, 'TLSv1.2');
+      expect((await handshake(c.port, 'TLSv1.2', before.session)).reused).toBe(true);
+
+      const d3 = ring.daemons[2]!;
+      d3.process.kill('SIGKILL');
+      await d3.stop();
+      await waitUntil(() => !c.shared.sessions.stats.connected, () => 'C still connected');
+      const held = await handshake(c.port, 'TLSv1.2', before.session);
+      expect(held.reused).toBe(true);
+      expect(held.body).toContain('hello from the farm');
+      const during = await handshake(a.port, 'TLSv1.2');
+      const full = await handshake(c.port, 'TLSv1.2', during.session);
+      expect(full.reused).toBe(false);
+      expect(full.body).toContain('hello from the farm');
+
+      ring.daemons[2] = await startDaemon({ port: d3.port, config: ring.config, args: ['-n', 'd3'] });
+      await waitUntil(() => c.shared.sessions.stats.connected && c.shared.sessions.stats.synced && c.shared.sessions.stats.members === 2, () => 'C did not catch up', 30_000);
+      expect((await handshake(c.port, 'TLSv1.2', during.session)).reused).toBe(true);
+    } finally {
+      for (const member of farm) {
+        await member.shared.stop();
+        member.server.close();
+      }
+    }
+  }, 60_000);
 });

@@ -21,7 +21,10 @@ import { SharedMap } from '../shared/shared-map.js';
 import { newTicketKey, TicketKeyRing } from './ticket-keys.js';
 
 export interface ShareTlsSessionsOptions {
-  session: Session;
+  /** An open session (kept by the caller; when it closes, the server goes on with what it holds)… */
+  session?: Session;
+  /** …or how to open sessions, again after each loss, so the server catches up when its daemon is back. */
+  connect?: () => Promise<Session>;
   /** The farm's group; ticket keys use `<group>.tk` (so at most 28 bytes). */
   group: string;
   /** How long a stored session may be resumed (default 300 s, OpenSSL's default). */
@@ -52,9 +55,10 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
   const lifetimeMs = (options.sessionLifetimeSec ?? 300) * 1000;
   const rotateMs = options.rotateMs ?? 12 * 3600 * 1000;
   const leadMs = options.leadMs ?? 5000;
-  const sessions = new SharedMap({ group: options.group, session: options.session, limitBytes: options.limitBytes ?? 64 * 1024 * 1024, logger });
+  const { session, connect } = options;
+  const sessions = new SharedMap({ group: options.group, session, connect, limitBytes: options.limitBytes ?? 64 * 1024 * 1024, logger });
   const ticketKeys = new TicketKeyRing();
-  const ticketKeyGroup = new ReplicatedGroup({ group: `${options.group}.tk`, session: options.session, replica: ticketKeys, logger });
+  const ticketKeyGroup = new ReplicatedGroup({ group: `${options.group}.tk`, session, connect, replica: ticketKeys, logger });
 
   const onNewSession = (id: Buffer, data: Buffer, done: () => void) => {
     void sessions.store('set', KEY_PREFIX + id.toString('hex'), data, 0, Date.now() + lifetimeMs).then(() => done());
@@ -67,6 +71,7 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
 
   let installed: Buffer | undefined;
   let proposedActivationMs: number | undefined;
+  let switchTimer: NodeJS.Timeout | null = null;
   const isGenerator = () => ticketKeyGroup.transfer.synced && ticketKeyGroup.me !== null && ticketKeyGroup.members[0] === ticketKeyGroup.me;
   const announce = (activateAtMs: number): boolean => {
     if (!isGenerator() || proposedActivationMs === activateAtMs) return false;
@@ -84,10 +89,20 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
     const latest = ticketKeys.latestActivationMs();
     if (latest === undefined) announce(nowMs);
     else if (latest <= nowMs && nowMs >= latest + rotateMs - leadMs) announce(latest + rotateMs);
+    // Switch on the announced millisecond rather than at the next check, so members differ by clock skew only.
+    const next = ticketKeys.nextActivationMs(nowMs);
+    if (next !== undefined && switchTimer === null) {
+      switchTimer = setTimeout(() => {
+        switchTimer = null;
+        tick();
+      }, next - nowMs);
+      switchTimer.unref();
+    }
   };
   const timer = setInterval(tick, Math.min(CHECK_MS, leadMs / 4));
   timer.unref();
   ticketKeyGroup.on('synced', tick);
+  ticketKeyGroup.on('operation', tick);
 
   return {
     sessions,
@@ -96,6 +111,7 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
     rotateNow: () => announce(Date.now() + leadMs),
     async stop() {
       clearInterval(timer);
+      if (switchTimer !== null) clearTimeout(switchTimer);
       server.off('newSession', onNewSession);
       server.off('resumeSession', onResumeSession);
       await Promise.all([sessions.stop(), ticketKeyGroup.stop()]);

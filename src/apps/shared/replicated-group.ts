@@ -37,6 +37,8 @@ export interface ReplicatedGroupEvents {
   view: [string[]];
   /** The session closed; proposals now return false until the next one. */
   disconnected: [];
+  /** An operation was applied (delivered in order, or replayed after a transfer). */
+  operation: [];
 }
 
 const OPERATION_TYPE = 1;
@@ -213,6 +215,7 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   #applySafely(operation: Uint8Array, fromSelf: boolean): void {
     try {
       this.#replica.apply(operation, fromSelf);
+      this.emit('operation');
     } catch (error) {
       // A malformed operation from another member must not stop this one.
       this.#log.warn({ group: this.group, error: errorText(error) }, 'skipped an operation that does not decode');
