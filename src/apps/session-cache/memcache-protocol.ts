@@ -62,7 +62,10 @@ export class MemcacheParser {
     }
     const newline = this.#buffer.indexOf(0x0a);
     if (newline < 0) {
-      if (this.#buffer.length > LINE_BYTES_MAX) return { name: 'error', reply: 'CLIENT_ERROR line too long', close: true };
+      if (this.#buffer.length > LINE_BYTES_MAX) {
+        this.#buffer = Buffer.alloc(0);
+        return { name: 'error', reply: 'CLIENT_ERROR line too long', close: true };
+      }
       return null;
     }
     const lineEnd = newline > 0 && this.#buffer[newline - 1] === 0x0d ? newline - 1 : newline;
