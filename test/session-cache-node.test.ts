@@ -30,6 +30,7 @@ const sessions: Session[] = [];
 const ticketFarm: FarmServer[] = [];
 const idFarm: FarmServer[] = [];
 
+const GRACE_MS = 2500;
 const sameKeysEverywhere = (farm: FarmServer[]) => farm.every((member) => member.server.getTicketKeys().equals(farm[0]!.server.getTicketKeys()));
 
 beforeAll(async () => {
@@ -41,8 +42,8 @@ beforeAll(async () => {
     const session = await connect({ daemon: `${daemon.port}@127.0.0.1` });
     sessions.push(session);
     for (const [farm, group, sessionIds] of [[ticketFarm, 'farm-t', false], [idFarm, 'farm-i', true]] as const) {
-      const { server, port } = await startHttpsServer(certificate, { sessionIds });
-      farm.push({ server, port, shared: shareTlsSessions(server, { session, group, leadMs: 400 }) });
+      const { server, port, options } = await startHttpsServer(certificate, { sessionIds });
+      farm.push({ server, port, shared: shareTlsSessions(server, { session, group, leadMs: 400, tlsOptions: options, graceMs: GRACE_MS }) });
     }
   }
   await waitUntil(
@@ -90,6 +91,23 @@ describe('Node HTTPS servers sharing TLS sessions', () => {
     expect(second.reused).toBe(true);
     // The key stays in memory: the previous one is kept in the ring, never more than three.
     expect(generator.shared.ticketKeys.keys.length).toBeLessThanOrEqual(3);
+  });
+
+  it('TLS 1.3: a ticket sealed by the previous key resumes on another server during the grace period, not after', async () => {
+    const before = ticketFarm[0]!.server.getTicketKeys();
+    const old = await handshake(ticketFarm[0]!.port, 'TLSv1.3');
+    const generator = ticketFarm.find((member) => member.shared.ticketKeyGroup.members[0] === member.shared.ticketKeyGroup.me)!;
+    expect(generator.shared.rotateNow()).toBe(true);
+    await waitUntil(() => !ticketFarm[0]!.server.getTicketKeys().equals(before) && sameKeysEverywhere(ticketFarm), () => 'rotation not applied');
+    const routedBefore = ticketFarm[1]!.shared.grace!.routed;
+    const inGrace = await handshake(ticketFarm[1]!.port, 'TLSv1.3', old.session);
+    expect(inGrace.reused).toBe(true);
+    expect(inGrace.body).toContain('hello from the farm');
+    expect(ticketFarm[1]!.shared.grace!.routed).toBe(routedBefore + 1);
+    await new Promise((resolve) => setTimeout(resolve, GRACE_MS + 200));
+    const after = await handshake(ticketFarm[2]!.port, 'TLSv1.3', old.session);
+    expect(after.reused).toBe(false);
+    expect(after.body).toContain('hello from the farm');
   });
 
   for (const [farmName, version] of [['ticketFarm', 'TLSv1.3'], ['idFarm', 'TLSv1.2']] as const) {

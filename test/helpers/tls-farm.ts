@@ -10,18 +10,19 @@ import type { AddressInfo } from 'node:net';
 import type { TestCertificate } from './tls-tools.js';
 
 /** An HTTPS server on 127.0.0.1 (any port); `sessionIds` turns tickets off so resumption goes through the session cache. */
-export async function startHttpsServer(certificate: TestCertificate, options: { sessionIds?: boolean } = {}): Promise<{ server: https.Server; port: number }> {
-  const server = https.createServer(
-    {
-      cert: readFileSync(certificate.certFile),
-      key: readFileSync(certificate.keyFile),
-      sessionIdContext: 'tspread-test-farm',
-      secureOptions: options.sessionIds ? constants.SSL_OP_NO_TICKET : 0,
-    },
-    (request, response) => response.end('hello from the farm\n'),
-  );
+export async function startHttpsServer(
+  certificate: TestCertificate,
+  settings: { sessionIds?: boolean } = {},
+): Promise<{ server: https.Server; port: number; options: https.ServerOptions }> {
+  const options: https.ServerOptions = {
+    cert: readFileSync(certificate.certFile),
+    key: readFileSync(certificate.keyFile),
+    sessionIdContext: 'tspread-test-farm',
+    secureOptions: settings.sessionIds ? constants.SSL_OP_NO_TICKET : 0,
+  };
+  const server = https.createServer(options, (request, response) => response.end('hello from the farm\n'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as AddressInfo).port };
+  return { server, port: (server.address() as AddressInfo).port, options };
 }
 
 export interface Handshake {

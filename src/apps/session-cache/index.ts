@@ -10,6 +10,8 @@ export type { MemcacheCommand } from './memcache-protocol.js';
 export { shareTlsSessions } from './tls-sessions.js';
 export type { SharedTlsSessions, ShareTlsSessionsOptions } from './tls-sessions.js';
 export { TicketKeyRing, TICKET_KEY_BYTES } from './ticket-keys.js';
+export { TicketGrace } from './ticket-grace.js';
+export { offeredTicketKeyName } from './client-hello.js';
 export type { TicketKey } from './ticket-keys.js';
 export { SharedMap, VALUE_BYTES_MAX } from '../shared/shared-map.js';
 export type { SharedMapOptions, SharedMapStats } from '../shared/shared-map.js';

@@ -10,14 +10,17 @@
  *   whole farm on `<group>.tk`, replaced every `rotateMs`. Node decrypts tickets
  *   with one key only, so the previous key cannot stay accepted after a switch;
  *   what the farm can do is switch at the same instant everywhere: each key is
- *   announced `leadMs` before it takes over. Tickets issued under the old key
- *   then cost one full handshake; see docs/session-cache.md.
+ *   announced `leadMs` before it takes over. With `tlsOptions` (the options the
+ *   server was created with), tickets sealed by the previous key stay accepted
+ *   for `graceMs` through a spare context (ticket-grace.ts); without them they
+ *   cost one full handshake. See docs/session-cache.md.
  */
 import type * as tls from 'node:tls';
 import type { Session } from '../../client/index.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { ReplicatedGroup } from '../shared/replicated-group.js';
 import { SharedMap } from '../shared/shared-map.js';
+import { TicketGrace } from './ticket-grace.js';
 import { newTicketKey, TicketKeyRing } from './ticket-keys.js';
 
 export interface ShareTlsSessionsOptions {
@@ -33,6 +36,13 @@ export interface ShareTlsSessionsOptions {
   rotateMs?: number;
   /** How long before its activation a new key is announced (default 5 s). */
   leadMs?: number;
+  /**
+   * The server's own TLS options (certificate, key, …): lets tickets sealed by the
+   * previous key be accepted for `graceMs` after a rotation. Without them they are not.
+   */
+  tlsOptions?: tls.TlsOptions;
+  /** How long the previous ticket key stays accepted (default: the session lifetime). */
+  graceMs?: number;
   /** Memory for stored sessions (default 64 MiB). */
   limitBytes?: number;
   logger?: Logger;
@@ -42,6 +52,8 @@ export interface SharedTlsSessions {
   readonly sessions: SharedMap;
   readonly ticketKeys: TicketKeyRing;
   readonly ticketKeyGroup: ReplicatedGroup;
+  /** Routes previous-key tickets during the grace period; null without `tlsOptions`. */
+  readonly grace: TicketGrace | null;
   /** Announces a new key now (activating after `leadMs`), if this member generates keys. */
   rotateNow(): boolean;
   stop(): Promise<void>;
@@ -55,6 +67,8 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
   const lifetimeMs = (options.sessionLifetimeSec ?? 300) * 1000;
   const rotateMs = options.rotateMs ?? 12 * 3600 * 1000;
   const leadMs = options.leadMs ?? 5000;
+  const graceMs = options.graceMs ?? lifetimeMs;
+  const grace = options.tlsOptions === undefined ? null : new TicketGrace(server, options.tlsOptions);
   const { session, connect } = options;
   const sessions = new SharedMap({ group: options.group, session, connect, limitBytes: options.limitBytes ?? 64 * 1024 * 1024, logger });
   const ticketKeys = new TicketKeyRing();
@@ -82,6 +96,7 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
     const nowMs = Date.now();
     const current = ticketKeys.current(nowMs);
     if (current !== undefined && current.key !== installed) {
+      if (installed !== undefined) grace?.acceptPrevious(installed, nowMs + graceMs);
       server.setTicketKeys(current.key);
       installed = current.key;
       logger.info({ group: options.group, activatedAtMs: current.activateAtMs }, 'ticket key switched');
@@ -108,10 +123,12 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
     sessions,
     ticketKeys,
     ticketKeyGroup,
+    grace,
     rotateNow: () => announce(Date.now() + leadMs),
     async stop() {
       clearInterval(timer);
       if (switchTimer !== null) clearTimeout(switchTimer);
+      grace?.stop();
       server.off('newSession', onNewSession);
       server.off('resumeSession', onResumeSession);
       await Promise.all([sessions.stop(), ticketKeyGroup.stop()]);
