@@ -4,7 +4,7 @@
  * daemon's outage (the cache keeps serving, then catches up).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from './fake-daemon/processes.js';
+import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
 import { freePort, startDaemon, startRing, type StartedDaemon, type StartedRing } from './helpers/daemon.js';
 import { waitUntil } from './helpers/log-collectors.js';
 import { endOfRetrieval, MemcacheClient, startSessionCache, waitForSync, type RunningCache } from './helpers/session-caches.js';
@@ -155,4 +155,13 @@ describe('session-cache processes', () => {
     expect(await a.set('after', 'seen by both')).toBe('STORED');
     await eventually(b, 'after', 'seen by both');
   }, 60_000);
+
+  it('has --help with the issue\'s flags, and refuses a bad --listen', async () => {
+    const help = new ToolProcess(['session-cache', '--help']);
+    expect(await help.exited).toBe(0);
+    for (const flag of ['--listen', '-g, --group', '-s, --spread', '--max-bytes']) expect(help.stdout).toContain(flag);
+    const bad = new ToolProcess(['session-cache', '--listen', 'nowhere', '-g', GROUP]);
+    expect(await bad.exited).not.toBe(0);
+    expect(bad.stderr).toContain('HOST:PORT');
+  });
 });

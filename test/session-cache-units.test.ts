@@ -79,16 +79,16 @@ describe('ReplicatedMap', () => {
 describe('StateTransfer', () => {
   it('a joiner receives from the first synced member and replays what came after the snapshot point', () => {
     const old = new StateTransfer();
-    old.synced = true;
+    old.standing = 2;
     const joiner = new StateTransfer();
     const members = ['#a#d1', '#b#d2'];
-    expect(old.onView('v1', members, false)).toBe(true);
-    expect(joiner.onView('v1', members, false)).toBe(false);
+    expect(old.onView('v1', members, false)).toBe(2);
+    expect(joiner.onView('v1', members, false)).toBe(0);
     // HELLOs in the agreed order: the joiner's first.
-    expect(joiner.onHello('v1', '#b#d2', false, '#b#d2')).toEqual({ kind: 'wait' });
-    expect(old.onHello('v1', '#b#d2', false, '#a#d1')).toEqual({ kind: 'wait' });
-    expect(joiner.onHello('v1', '#a#d1', true, '#b#d2')).toEqual({ kind: 'receive-snapshot', donor: '#a#d1' });
-    expect(old.onHello('v1', '#a#d1', true, '#a#d1')).toEqual({ kind: 'send-snapshot' });
+    expect(joiner.onHello('v1', '#b#d2', 0, '#b#d2')).toEqual({ kind: 'wait' });
+    expect(old.onHello('v1', '#b#d2', 0, '#a#d1')).toEqual({ kind: 'wait' });
+    expect(joiner.onHello('v1', '#a#d1', 2, '#b#d2')).toEqual({ kind: 'receive-snapshot', donor: '#a#d1' });
+    expect(old.onHello('v1', '#a#d1', 2, '#a#d1')).toEqual({ kind: 'send-snapshot' });
     joiner.onOperation(Uint8Array.of(7));
     expect(joiner.onSnapshotChunk('v1', 0, 2, Uint8Array.of(1))).toBeNull();
     expect(joiner.onSnapshotChunk('v1', 1, 2, Uint8Array.of(2))).toEqual({ snapshot: Buffer.of(1, 2), replay: [Uint8Array.of(7)] });
@@ -97,23 +97,40 @@ describe('StateTransfer', () => {
 
   it('needs no transfer when everyone is synced, and a lone newcomer is in sync at once', () => {
     const member = new StateTransfer();
-    member.synced = true;
-    member.onView('v2', ['#a#d1'], false);
-    expect(member.onHello('v2', '#a#d1', true, '#a#d1')).toEqual({ kind: 'in-sync' });
+    member.standing = 2;
+    member.onView('v2', ['#a#d1', '#b#d2'], false);
+    member.onHello('v2', '#b#d2', 2, '#a#d1');
+    expect(member.onHello('v2', '#a#d1', 2, '#a#d1')).toEqual({ kind: 'in-sync' });
     const alone = new StateTransfer();
     alone.onView('v3', ['#z#d9'], false);
-    expect(alone.onHello('v3', '#z#d9', false, '#z#d9')).toEqual({ kind: 'in-sync' });
+    expect(alone.onHello('v3', '#z#d9', 0, '#z#d9')).toEqual({ kind: 'in-sync' });
     expect(alone.synced).toBe(true);
+    expect(alone.standing).toBe(1);
     alone.onDisconnect();
     expect(alone.synced).toBe(false);
+  });
+
+  it('a cache that was alone for a moment after its daemon restarted does not overwrite the group at the merge', () => {
+    const group = new StateTransfer();
+    group.standing = 2;
+    const back = new StateTransfer();
+    back.onView('solo', ['#b#d2'], false);
+    back.onHello('solo', '#b#d2', 0, '#b#d2');
+    expect(back.standing).toBe(1);
+    const merged = ['#b#d2', '#a#d1'];
+    back.onView('merged', merged, true);
+    group.onView('merged', merged, true);
+    for (const member of [back, group]) member.onHello('merged', '#b#d2', 1, member === back ? '#b#d2' : '#a#d1');
+    expect(back.onHello('merged', '#a#d1', 2, '#b#d2')).toEqual({ kind: 'receive-snapshot', donor: '#a#d1' });
+    expect(group.onHello('merged', '#a#d1', 2, '#a#d1')).toEqual({ kind: 'send-snapshot' });
   });
 
   it('ignores HELLOs of another view and chunks of an abandoned transfer', () => {
     const joiner = new StateTransfer();
     joiner.onView('v1', ['#a#d1', '#b#d2'], false);
-    expect(joiner.onHello('v0', '#a#d1', true, '#b#d2')).toEqual({ kind: 'wait' });
-    joiner.onHello('v1', '#a#d1', true, '#b#d2');
-    joiner.onHello('v1', '#b#d2', false, '#b#d2');
+    expect(joiner.onHello('v0', '#a#d1', 2, '#b#d2')).toEqual({ kind: 'wait' });
+    joiner.onHello('v1', '#a#d1', 2, '#b#d2');
+    joiner.onHello('v1', '#b#d2', 0, '#b#d2');
     joiner.onView('v2', ['#a#d1', '#b#d2'], false);
     expect(joiner.onSnapshotChunk('v1', 0, 1, Uint8Array.of(1))).toBeNull();
   });

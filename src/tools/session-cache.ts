@@ -37,7 +37,12 @@ export function sessionCacheCommand(): Command {
   return new Command('session-cache')
     .description('memcached-protocol cache replicated over a Spread group, for TLS session caches of a web farm (Splash)')
     .requiredOption('-g, --group <group>', 'replication group shared by the farm')
-    .option('--listen <host:port>', 'address for memcached clients (loopback by default: entries are secrets)', '127.0.0.1:11211')
+    .option(
+      '--listen <host:port>',
+      'address for memcached clients (loopback by default: entries are secrets)',
+      (text: string) => (parseListen(text), text),
+      '127.0.0.1:11211',
+    )
     .option('-s, --spread <daemon>', 'Spread name of the local daemon: 4803 (Unix socket) or 4803@host', '4803')
     .option('--socket-dir <dir>', "directory of the daemon's Unix socket (default /tmp)")
     .option('-m, --max-bytes <bytes>', 'memory cap for keys and values; least recently stored entries are evicted first', parseBytes, 64 * 1024 * 1024)

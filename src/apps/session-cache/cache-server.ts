@@ -89,7 +89,12 @@ export class CacheServer {
       while (ready < slots.length && slots[ready]!.bytes !== null) ready++;
       if (ready === 0) return;
       const out = slots.splice(0, ready).map((slot) => slot.bytes!);
-      if (!socket.destroyed) socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+      if (socket.destroyed) return;
+      // A client that sends without reading stops being read until its replies drain.
+      if (!socket.write(out.length === 1 ? out[0]! : Buffer.concat(out)) && !socket.isPaused()) {
+        socket.pause();
+        socket.once('drain', () => socket.resume());
+      }
       if (closing && slots.length === 0) socket.end();
     };
     socket.on('data', (chunk: Buffer) => {

@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { DataMessage, MembershipMessage, Session } from '../../client/index.js';
 import { errorText, nextRetryMs, silentLogger, type Logger } from './logger.js';
-import { StateTransfer } from './state-transfer.js';
+import { StateTransfer, type Standing } from './state-transfer.js';
 
 /** What a replicated state provides. apply() must be deterministic: same operations, same order, same state. */
 export interface Replica {
@@ -154,9 +154,13 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     const { procId, time, index } = message.gid;
     const viewKey = `${procId}.${time}.${index}`;
     this.#members = message.members;
-    const synced = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
-    const hello = Buffer.concat([Buffer.from([synced ? 1 : 0]), Buffer.from(viewKey, 'latin1')]);
-    session.multicast(this.group, hello, { service: 'agreed', messType: HELLO_TYPE });
+    const standing = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
+    const hello = Buffer.concat([Buffer.from([standing]), Buffer.from(viewKey, 'latin1')]);
+    try {
+      session.multicast(this.group, hello, { service: 'agreed', messType: HELLO_TYPE });
+    } catch (error) {
+      this.#log.warn({ group: this.group, error: errorText(error) }, 'could not multicast a hello');
+    }
     this.emit('view', message.members);
   }
 
@@ -168,7 +172,8 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
       this.#applySafely(data, message.sender === session.privateGroup);
     } else if (message.messType === HELLO_TYPE && data.length >= 1) {
       const viewKey = Buffer.from(data.buffer, data.byteOffset + 1, data.byteLength - 1).toString('latin1');
-      const decision = this.transfer.onHello(viewKey, message.sender, data[0] === 1, session.privateGroup);
+      const standing = Math.min(data[0]!, 2) as Standing;
+      const decision = this.transfer.onHello(viewKey, message.sender, standing, session.privateGroup);
       if (decision.kind === 'in-sync') this.emit('synced');
       else if (decision.kind === 'send-snapshot') {
         this.emit('synced');

@@ -1,19 +1,26 @@
 /**
  * The decisions of state transfer, free of I/O so they can be tested alone.
  *
- * After every regular view each member multicasts a HELLO saying whether its
- * state is in the group's line ("synced": it has been in the group without a
- * break since it last synced). When the view's last HELLO is delivered, every
- * member decides the same thing from the same ordered HELLOs:
+ * After every regular view each member multicasts a HELLO with its standing:
+ * 0 = its state is not the group's (new, or back after its daemon was away),
+ * 1 = it declared its own state the group's because it was alone,
+ * 2 = its state was agreed with other members and has been since.
+ * When the view's last HELLO is delivered, every member decides the same thing
+ * from the same ordered HELLOs:
  *
- * - no transfer when every member is synced and the view merged no partitions;
- * - otherwise the donor is the first synced HELLO's sender (or, when nobody is
- *   synced, the first HELLO's), and that delivery is the snapshot point: the
- *   donor serializes its state there, the others buffer the operations delivered
- *   after it, restore the snapshot when its last chunk arrives and replay them.
+ * - alone: nothing to transfer, standing at least 1;
+ * - everyone at 2 and no partitions merged: nothing to transfer;
+ * - otherwise the donor is the first HELLO's sender among the highest standing,
+ *   and that delivery is the snapshot point: the donor serializes its state
+ *   there, the others buffer the operations delivered after it, restore the
+ *   snapshot when its last chunk arrives and replay them. All end at 2.
  *
+ * So a cache whose daemon restarted, alone for a moment before its ring merges
+ * back, cannot overwrite the group's newer state with what it held.
  * A new view abandons a transfer in progress; the next view's HELLOs start over.
  */
+export type Standing = 0 | 1 | 2;
+
 export type TransferDecision =
   | { kind: 'wait' }
   | { kind: 'in-sync' }
@@ -22,12 +29,12 @@ export type TransferDecision =
 
 interface Hello {
   sender: string;
-  synced: boolean;
+  standing: Standing;
 }
 
 export class StateTransfer {
-  /** This member's state is the group's (see above). */
-  synced = false;
+  /** See above. */
+  standing: Standing = 0;
   #viewKey: string | null = null;
   #members = new Set<string>();
   #mergedPartitions = false;
@@ -35,6 +42,11 @@ export class StateTransfer {
   #receiving = false;
   #buffered: Uint8Array[] = [];
   #chunks: Buffer[] = [];
+
+  /** This member's state is the group's, or the only one there is. */
+  get synced(): boolean {
+    return this.standing > 0;
+  }
 
   get viewKey(): string | null {
     return this.#viewKey;
@@ -44,8 +56,8 @@ export class StateTransfer {
     return this.#receiving;
   }
 
-  /** A regular view; returns the HELLO's synced flag to multicast. */
-  onView(viewKey: string, members: readonly string[], mergedPartitions: boolean): boolean {
+  /** A regular view; returns the standing to multicast in the HELLO. */
+  onView(viewKey: string, members: readonly string[], mergedPartitions: boolean): Standing {
     this.#viewKey = viewKey;
     this.#members = new Set(members);
     this.#mergedPartitions = mergedPartitions;
@@ -53,31 +65,32 @@ export class StateTransfer {
     this.#receiving = false;
     this.#buffered = [];
     this.#chunks = [];
-    return this.synced;
+    return this.standing;
   }
 
   /** The session to the daemon is gone: whatever it holds, this member's state may fall behind. */
   onDisconnect(): void {
-    this.synced = false;
+    this.standing = 0;
     this.#viewKey = null;
     this.#receiving = false;
     this.#buffered = [];
     this.#chunks = [];
   }
 
-  onHello(viewKey: string, sender: string, synced: boolean, me: string): TransferDecision {
+  onHello(viewKey: string, sender: string, standing: Standing, me: string): TransferDecision {
     if (viewKey !== this.#viewKey || !this.#members.has(sender) || this.#hellos.some((hello) => hello.sender === sender)) return { kind: 'wait' };
-    this.#hellos.push({ sender, synced });
+    this.#hellos.push({ sender, standing });
     if (this.#hellos.length < this.#members.size) return { kind: 'wait' };
-    const everyoneSynced = this.#hellos.every((hello) => hello.synced);
-    if (everyoneSynced && !this.#mergedPartitions) {
-      this.synced = true;
+    if (this.#members.size === 1) {
+      this.standing = Math.max(this.standing, 1) as Standing;
       return { kind: 'in-sync' };
     }
-    const donor = (this.#hellos.find((hello) => hello.synced) ?? this.#hellos[0]!).sender;
+    if (this.#hellos.every((hello) => hello.standing === 2) && !this.#mergedPartitions) return { kind: 'in-sync' };
+    const highest = Math.max(...this.#hellos.map((hello) => hello.standing));
+    const donor = this.#hellos.find((hello) => hello.standing === highest)!.sender;
     if (donor === me) {
-      this.synced = true;
-      return this.#members.size === 1 ? { kind: 'in-sync' } : { kind: 'send-snapshot' };
+      this.standing = 2;
+      return { kind: 'send-snapshot' };
     }
     this.#receiving = true;
     return { kind: 'receive-snapshot', donor };
@@ -97,7 +110,7 @@ export class StateTransfer {
     this.#receiving = false;
     this.#buffered = [];
     this.#chunks = [];
-    this.synced = true;
+    this.standing = 2;
     return result;
   }
 }
