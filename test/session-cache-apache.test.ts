@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from './fake-daemon/processes.js';
-import { freePort, ringAddress, startRing, type StartedRing } from './helpers/daemon.js';
+import { freePort, ringAddress, startDaemon, startRing, type StartedRing } from './helpers/daemon.js';
 import { MemcacheClient, startSessionCache, waitForSync, type RunningCache } from './helpers/session-caches.js';
 import { makeTestCertificate, sClient, sessionLine } from './helpers/tls-tools.js';
 import { APACHE_BINARY, startApache, type WebServer } from './helpers/web-servers.js';
@@ -74,4 +74,30 @@ describe.skipIf(!hasApacheTls)('two Apache httpd servers sharing sessions throug
     expect(Number(statsB!.get('get_hits'))).toBeGreaterThanOrEqual(2);
     expect(statsB!.get('curr_items')).toBe(statsA!.get('curr_items'));
   });
+
+  it("B's daemon killed: B keeps answering and resumes what its cache holds; after the restart it catches up", async () => {
+    const held = join(dir, 'held.sess');
+    await sClient({ connect: `127.0.0.1:${port}`, version: 'tls1_2', sessOut: held });
+    expect(sessionLine(await sClient({ connect: `127.0.0.2:${port}`, version: 'tls1_2', sessIn: held }))).toMatch(/^Reused/);
+    const d2 = ring.daemons[1]!;
+    d2.process.kill('SIGKILL');
+    await d2.stop();
+    await caches[1]!.tool.waitFor('"msg":"daemon session lost; serving local state"', 10_000);
+    const during = await sClient({ connect: `127.0.0.2:${port}`, version: 'tls1_2', sessIn: held });
+    expect(sessionLine(during)).toMatch(/^Reused, TLSv1.2/);
+    expect(during).toContain('hello from the farm');
+    const missed = join(dir, 'missed.sess');
+    await sClient({ connect: `127.0.0.1:${port}`, version: 'tls1_2', sessOut: missed });
+    const full = await sClient({ connect: `127.0.0.2:${port}`, version: 'tls1_2', sessIn: missed });
+    expect(sessionLine(full)).toMatch(/^New, TLSv1.2/);
+    expect(full).toContain('hello from the farm');
+    ring.daemons[1] = await startDaemon({ port: d2.port, config: ring.config, args: ['-n', 'd2'] });
+    await waitForSync(caches[1]!, 2, 30_000);
+    let caughtUp = '';
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline && !caughtUp.startsWith('Reused'); ) {
+      caughtUp = sessionLine(await sClient({ connect: `127.0.0.2:${port}`, version: 'tls1_2', sessIn: missed }));
+      if (!caughtUp.startsWith('Reused')) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(caughtUp).toMatch(/^Reused, TLSv1.2/);
+  }, 60_000);
 });

@@ -31,6 +31,9 @@ const ticketFarm: FarmServer[] = [];
 const idFarm: FarmServer[] = [];
 
 const GRACE_MS = 2500;
+/** Writes reach the other members within about a millisecond; a test that resumes at once waits for that. */
+const replicated = (farm: FarmServer[]): Promise<void> =>
+  waitUntil(() => farm.every((member) => member.shared.sessions.stats.entries === farm[0]!.shared.sessions.stats.entries), () => 'entries differ');
 const sameKeysEverywhere = (farm: FarmServer[]) => farm.every((member) => member.server.getTicketKeys().equals(farm[0]!.server.getTicketKeys()));
 
 beforeAll(async () => {
@@ -68,6 +71,7 @@ describe('Node HTTPS servers sharing TLS sessions', () => {
     const first = await handshake(idFarm[0]!.port, 'TLSv1.2');
     expect(first.reused).toBe(false);
     expect(first.body).toContain('hello from the farm');
+    await replicated(idFarm);
     const second = await handshake(idFarm[1]!.port, 'TLSv1.2', first.session);
     expect(second.reused).toBe(true);
     expect(second.body).toContain('hello from the farm');
@@ -137,6 +141,7 @@ describe('Node HTTPS servers sharing TLS sessions', () => {
       const [a, c] = farm as [FarmServer, FarmServer];
       await waitUntil(() => farm.every((member) => member.shared.sessions.stats.synced && member.shared.sessions.stats.members === 2), () => 'not in sync');
       const before = await handshake(a.port, 'TLSv1.2');
+      await replicated(farm);
       expect((await handshake(c.port, 'TLSv1.2', before.session)).reused).toBe(true);
 
       const d3 = ring.daemons[2]!;
@@ -152,7 +157,8 @@ describe('Node HTTPS servers sharing TLS sessions', () => {
       expect(full.body).toContain('hello from the farm');
 
       ring.daemons[2] = await startDaemon({ port: d3.port, config: ring.config, args: ['-n', 'd3'] });
-      await waitUntil(() => c.shared.sessions.stats.connected && c.shared.sessions.stats.synced && c.shared.sessions.stats.members === 2, () => 'C did not catch up', 30_000);
+      await waitUntil(() => c.shared.sessions.stats.connected && c.shared.sessions.stats.members === 2, () => 'C did not rejoin', 30_000);
+      await waitUntil(() => c.shared.sessions.stats.synced && c.shared.sessions.stats.entries === a.shared.sessions.stats.entries, () => 'C did not catch up', 30_000);
       expect((await handshake(c.port, 'TLSv1.2', during.session)).reused).toBe(true);
     } finally {
       for (const member of farm) {
