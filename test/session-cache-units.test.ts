@@ -3,6 +3,8 @@
  * order → same state, whatever the reads), state-transfer decisions, the
  * memcached parser, exptime rules and the ticket-key ring.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decodeMapOperation, encodeMapOperation, ReplicatedMap, type MapOperation } from '../src/apps/shared/replicated-map.js';
@@ -190,5 +192,16 @@ describe('TicketKeyRing', () => {
     copy.restore(ring.snapshot());
     expect(copy.snapshot().equals(ring.snapshot())).toBe(true);
     expect(ring.nextActivationMs(2500)).toBe(3000);
+  });
+});
+
+describe('dependencies', () => {
+  it('the session cache and the shared app modules use only the public client API of tspread', () => {
+    for (const folder of ['src/apps/session-cache', 'src/apps/shared']) {
+      for (const name of readdirSync(folder).filter((file) => file.endsWith('.ts'))) {
+        const imports = [...readFileSync(join(folder, name), 'utf8').matchAll(/from '(\.\.\/\.\.\/[^']+)'/g)].map((match) => match[1]);
+        for (const path of imports) expect(path, `${folder}/${name}`).toBe('../../client/index.js');
+      }
+    }
   });
 });
