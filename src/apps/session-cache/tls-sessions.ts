@@ -84,13 +84,14 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
   server.on('resumeSession', onResumeSession);
 
   let installed: Buffer | undefined;
-  let proposedActivationMs: number | undefined;
+  /** A key announcement is on its way through the group: do not send another before it is applied. */
+  let announcing = false;
   let switchTimer: NodeJS.Timeout | null = null;
   const isGenerator = () => ticketKeyGroup.transfer.synced && ticketKeyGroup.me !== null && ticketKeyGroup.members[0] === ticketKeyGroup.me;
   const announce = (activateAtMs: number): boolean => {
-    if (!isGenerator() || proposedActivationMs === activateAtMs) return false;
-    proposedActivationMs = activateAtMs;
-    return ticketKeyGroup.propose(newTicketKey(activateAtMs));
+    if (!isGenerator() || announcing) return false;
+    announcing = ticketKeyGroup.propose(newTicketKey(activateAtMs));
+    return announcing;
   };
   const tick = () => {
     const nowMs = Date.now();
@@ -103,7 +104,8 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
     }
     const latest = ticketKeys.latestActivationMs();
     if (latest === undefined) announce(nowMs);
-    else if (latest <= nowMs && nowMs >= latest + rotateMs - leadMs) announce(latest + rotateMs);
+    // On schedule; after an outage of the generator, still `leadMs` ahead so the farm switches together.
+    else if (latest <= nowMs && nowMs >= latest + rotateMs - leadMs) announce(Math.max(latest + rotateMs, nowMs + leadMs));
     // Switch on the announced millisecond rather than at the next check, so members differ by clock skew only.
     const next = ticketKeys.nextActivationMs(nowMs);
     if (next !== undefined && switchTimer === null) {
@@ -117,7 +119,11 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
   const timer = setInterval(tick, Math.min(CHECK_MS, leadMs / 4));
   timer.unref();
   ticketKeyGroup.on('synced', tick);
-  ticketKeyGroup.on('operation', tick);
+  ticketKeyGroup.on('operation', () => {
+    announcing = false;
+    tick();
+  });
+  ticketKeyGroup.on('disconnected', () => (announcing = false));
 
   return {
     sessions,
