@@ -128,6 +128,24 @@ describe('Node HTTPS servers sharing TLS sessions', () => {
     }, 120_000);
   }
 
+  it("stop() leaves the caller's session, and the session's other listeners, working", async () => {
+    const session = sessions[0]!;
+    const { server } = await startHttpsServer({ certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') });
+    const shared = shareTlsSessions(server, { session, group: 'farm-x' });
+    const seen: string[] = [];
+    const onMessage = (message: { groups: string[]; data: Uint8Array }) => {
+      if (message.groups.includes('farm-u')) seen.push(Buffer.from(message.data).toString());
+    };
+    session.on('message', onMessage);
+    session.join('farm-u');
+    await shared.stop();
+    server.close();
+    session.multicast('farm-u', 'still here');
+    await waitUntil(() => seen.includes('still here'), () => 'the caller lost its listener');
+    session.off('message', onMessage);
+    session.leave('farm-u');
+  });
+
   it("a host whose daemon dies keeps answering from what it holds, and catches up once the daemon is back", async () => {
     const certificate = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') };
     const hosts = [ring.daemons[0]!, ring.daemons[2]!];

@@ -54,6 +54,8 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   readonly #connect: (() => Promise<Session>) | undefined;
   readonly #log: Logger;
   #session: Session | null = null;
+  /** Removes this group's listeners from its session (which the caller may share with others). */
+  #detach: () => void = () => {};
   #members: string[] = [];
   #stopped = false;
   #retryMs = 0;
@@ -103,7 +105,7 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     const session = this.#session;
     this.#session = null;
     if (session === null) return;
-    session.removeAllListeners('message').removeAllListeners('membership');
+    this.#detach();
     if (this.#connect !== undefined) await session.disconnect();
     else {
       try {
@@ -134,8 +136,14 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
 
   #attach(session: Session): void {
     this.#session = session;
-    session.on('message', (message) => this.#onMessage(session, message));
-    session.on('membership', (message) => this.#onMembership(session, message));
+    const onMessage = (message: DataMessage) => this.#onMessage(session, message);
+    const onMembership = (message: MembershipMessage) => this.#onMembership(session, message);
+    session.on('message', onMessage);
+    session.on('membership', onMembership);
+    this.#detach = () => {
+      session.off('message', onMessage);
+      session.off('membership', onMembership);
+    };
     session.once('close', () => {
       if (this.#session !== session) return;
       this.#session = null;
