@@ -19,7 +19,12 @@ export interface RunningCache {
  */
 export async function startSessionCache(daemon: Pick<StartedDaemon, 'port'>, group: string, port: number, extraArgs: string[] = []): Promise<RunningCache> {
   const tool = new ToolProcess(['session-cache', '--listen', `127.0.0.1:${port}`, '-g', group, '-s', `${daemon.port}@127.0.0.1`, ...extraArgs]);
-  await tool.waitFor('"msg":"session cache listening"', 15_000);
+  try {
+    await tool.waitFor('"msg":"session cache listening"', 15_000);
+  } catch (error) {
+    tool.kill();
+    throw error;
+  }
   return { tool, port, stop: () => stopTool(tool) };
 }
 
