@@ -19,6 +19,7 @@ import type * as tls from 'node:tls';
 import type { Session } from '../../client/index.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { ReplicatedGroup } from '../shared/replicated-group.js';
+import { sharedConnector } from '../shared/shared-connector.js';
 import { SharedMap } from '../shared/shared-map.js';
 import { TicketGrace } from './ticket-grace.js';
 import { newTicketKey, TicketKeyRing } from './ticket-keys.js';
@@ -69,7 +70,9 @@ export function shareTlsSessions(server: tls.Server, options: ShareTlsSessionsOp
   const leadMs = options.leadMs ?? 5000;
   const graceMs = options.graceMs ?? lifetimeMs;
   const grace = options.tlsOptions === undefined ? null : new TicketGrace(server, options.tlsOptions);
-  const { session, connect } = options;
+  const session = options.session;
+  // The cache and the ticket keys share one session (and its reconnections).
+  const connect = options.connect === undefined ? undefined : sharedConnector(options.connect);
   const sessions = new SharedMap({ group: options.group, session, connect, limitBytes: options.limitBytes ?? 64 * 1024 * 1024, logger });
   const ticketKeys = new TicketKeyRing();
   const ticketKeyGroup = new ReplicatedGroup({ group: `${options.group}.tk`, session, connect, replica: ticketKeys, logger });
