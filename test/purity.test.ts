@@ -16,6 +16,9 @@ const PURE_FILES = [
   'src/config/parser.ts',
   'src/config/lexer.ts',
   'src/config/hash.ts',
+  // Replicas must agree: same operations in the same order, same state.
+  'src/apps/shared/replicated-map.ts',
+  'src/apps/shared/state-transfer.ts',
 ];
 
 const FORBIDDEN: Array<[RegExp, string]> = [

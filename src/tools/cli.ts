@@ -3,7 +3,8 @@
  * `tspread` command line: one program, one subcommand per tool Spread users know
  * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
  * tspread's own (check, dashboard) and the logging application's (log-send,
- * logd = spreadlogd). Each subcommand lives in its own module.
+ * logd = spreadlogd) and the session cache's (session-cache = Splash). Each
+ * subcommand lives in its own module.
  */
 import { Command } from 'commander';
 import { daemonCommand } from './daemon-command.js';
@@ -12,6 +13,7 @@ import { flooderCommand } from './flooder.js';
 import { managementCommands } from '../management/commands.js';
 import { logSendCommand } from './log-send.js';
 import { logdCommand } from './logd.js';
+import { sessionCacheCommand } from './session-cache.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -23,5 +25,6 @@ program.addCommand(flooderCommand());
 for (const command of managementCommands()) program.addCommand(command);
 program.addCommand(logSendCommand());
 program.addCommand(logdCommand());
+program.addCommand(sessionCacheCommand());
 
 await program.parseAsync(process.argv);

@@ -4,11 +4,13 @@
  * port, with its own pid file, error log and temp paths, and is stopped by pid.
  * Workers run as www-data (the tests run as root), so the document root is made
  * world-readable. Both also write `<dir>/access.log` in the combined format, the
- * reference the tests compare the collectors' files with.
+ * reference the tests compare the collectors' files with. Apache can also serve
+ * TLS (mod_ssl) with its session cache in memcached (mod_socache_memcache).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 
 export const APACHE_BINARY = '/usr/sbin/apache2';
@@ -39,12 +41,24 @@ function readLines(path: string): string[] {
   return readFileSync(path, 'latin1').split('\n').slice(0, -1);
 }
 
-async function waitForPort(port: number, child: ChildProcess, what: () => string): Promise<void> {
+/** A TCP connection is accepted (for TLS listeners, where a plain HTTP probe would fail). */
+function acceptsConnections(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp({ host, port }, () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, what: () => string, tlsHost?: string): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`web server exited at start:\n${what()}`);
     try {
-      await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+      if (tlsHost !== undefined) await acceptsConnections(tlsHost, port);
+      else await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
       return;
     } catch {
       if (Date.now() > deadline) throw new Error(`web server not answering on ${port}:\n${what()}`);
@@ -83,11 +97,11 @@ function collectOutput(child: ChildProcess): () => string {
 }
 
 /** Starts a server in the foreground and resolves once it answers HTTP (stopped and removed if it never does). */
-async function launch(port: number, dir: string, binary: string, args: string[]): Promise<WebServer> {
+async function launch(port: number, dir: string, binary: string, args: string[], tlsHost?: string): Promise<WebServer> {
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = started(port, dir, child, collectOutput(child), join(dir, 'error.log'));
   try {
-    await waitForPort(port, child, () => server.errorLog());
+    await waitForPort(port, child, () => server.errorLog(), tlsHost);
   } catch (error) {
     await server.stop();
     throw error;
@@ -95,19 +109,54 @@ async function launch(port: number, dir: string, binary: string, args: string[])
   return server;
 }
 
-/** Apache with `CustomLog "|<pipedLogger>" combined` and a reference CustomLog to <dir>/access.log. */
-export async function startApache(options: { port: number; pipedLogger: string }): Promise<WebServer> {
+/** TLS for startApache: mod_ssl with a shared session cache, sessions by ID only. */
+export interface ApacheTls {
+  certFile: string;
+  keyFile: string;
+  /** SSLSessionCache's argument, e.g. `memcache:127.0.0.1:11211` (mod_socache_memcache). */
+  sessionCache: string;
+  /** SSLSessionTickets (default off: TLS 1.3 then resumes from the cache too). */
+  sessionTickets?: boolean;
+}
+
+export interface ApacheOptions {
+  port: number;
+  /** Listening address (default 127.0.0.1); farms share a port on 127.0.0.1, .2, … so mod_ssl's session context matches. */
+  address?: string;
+  /** `CustomLog "|<pipedLogger>" combined`, besides the reference <dir>/access.log. */
+  pipedLogger?: string;
+  tls?: ApacheTls;
+}
+
+function apacheTlsLines(tls: ApacheTls): string[] {
+  return [
+    `LoadModule socache_memcache_module ${APACHE_MODULES}/mod_socache_memcache.so`,
+    `LoadModule ssl_module ${APACHE_MODULES}/mod_ssl.so`,
+    'SSLEngine on',
+    'SSLProtocol -all +TLSv1.2 +TLSv1.3',
+    `SSLCertificateFile ${tls.certFile}`,
+    `SSLCertificateKeyFile ${tls.keyFile}`,
+    `SSLSessionCache ${tls.sessionCache}`,
+    'SSLSessionCacheTimeout 300',
+    `SSLSessionTickets ${tls.sessionTickets ? 'on' : 'off'}`,
+  ];
+}
+
+/** Apache serving <dir>/htdocs, optionally over TLS, with a reference CustomLog to <dir>/access.log. */
+export async function startApache(options: ApacheOptions): Promise<WebServer> {
   const dir = scratchDir('tspread-apache-');
+  const address = options.address ?? '127.0.0.1';
   const config = [
     `ServerRoot ${dir}`,
     'ServerName localhost',
-    `Listen 127.0.0.1:${options.port}`,
+    `Listen ${address}:${options.port}${options.tls ? ' https' : ''}`,
     `PidFile ${dir}/httpd.pid`,
     `ErrorLog ${dir}/error.log`,
     `DefaultRuntimeDir ${dir}`,
     `Mutex file:${dir} default`,
     `LoadModule mpm_event_module ${APACHE_MODULES}/mod_mpm_event.so`,
     `LoadModule authz_core_module ${APACHE_MODULES}/mod_authz_core.so`,
+    ...(options.tls ? apacheTlsLines(options.tls) : []),
     'User www-data',
     'Group www-data',
     'KeepAlive Off',
@@ -116,12 +165,13 @@ export async function startApache(options: { port: number; pipedLogger: string }
     '  Require all granted',
     '</Directory>',
     'LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-agent}i\\"" combined',
-    `CustomLog "|${options.pipedLogger}" combined`,
+    ...(options.pipedLogger ? [`CustomLog "|${options.pipedLogger}" combined`] : []),
     `CustomLog ${dir}/access.log combined`,
     '',
   ].join('\n');
   writeFileSync(join(dir, 'httpd.conf'), config);
-  return launch(options.port, dir, APACHE_BINARY, ['-d', dir, '-f', join(dir, 'httpd.conf'), '-DFOREGROUND']);
+  const args = ['-d', dir, '-f', join(dir, 'httpd.conf'), '-DFOREGROUND'];
+  return launch(options.port, dir, APACHE_BINARY, args, options.tls ? address : undefined);
 }
 
 /** nginx logging to syslog on `syslogPort` (tag www) and to the reference <dir>/access.log. */
