@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type Service, type Session } from '../src/client/index.js';
-import { CLI_PATH } from '../test/helpers/daemon.js';
+import { CLI_PATH, SPREAD_LAN_TIMEOUTS } from '../test/helpers/daemon.js';
 import { median } from './common.js';
 
 /** Where benchmark processes run: a host (a namespace on the LAN layout) and its ring address. */
@@ -32,24 +32,16 @@ export interface BenchDaemon extends BenchHost {
 
 /**
  * spread.conf lines of a benchmark ring, before `extra`. A `--ro` receiver on another daemon
- * cannot slow a `--wo` sender down (no flow control across daemons, as in Spread): room for a
- * burst instead of Spread's cut at 1000 queued messages. Spread's LAN timeouts (tspread's
- * defaults are shorter): a loaded 2-vCPU host must not turn a stalled daemon into a
- * membership change in the middle of a measurement.
+ * cannot slow a `--wo` sender down (no flow control across daemons, as in Spread), and on
+ * this 2-vCPU host it may fall more than MaxSessionBytes (64 MiB) behind a 60 MB run: room
+ * for that. MaxSessionMessages keeps its default (it cuts only readers that stopped).
+ * Spread's LAN timeouts (tspread's defaults are shorter): a loaded 2-vCPU host must not turn
+ * a stalled daemon into a membership change in the middle of a measurement.
  */
 export function benchRingLines(extra: string[]): string[] {
   return [
-    'MaxSessionMessages = 1000000',
     'MaxSessionBytes = 999999999',
-    'TokenTimeout = 1250',
-    'HurryTimeout = 500',
-    'AliveTimeout = 250',
-    'JoinTimeout = 250',
-    'RepTimeout = 625',
-    'SegTimeout = 500',
-    'GatherTimeout = 1250',
-    'FormTimeout = 1250',
-    'LookupTimeout = 30000',
+    ...SPREAD_LAN_TIMEOUTS,
     ...extra,
   ];
 }

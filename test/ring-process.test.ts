@@ -18,7 +18,7 @@ import {
   saveLogs,
   type ClientLogRecorder,
 } from '../src/checker/index.js';
-import { startRing, type StartedRing } from './helpers/daemon.js';
+import { SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from './helpers/daemon.js';
 
 const SERVICES: readonly Service[] = ['unreliable', 'reliable', 'fifo', 'causal', 'agreed', 'safe'];
 /** Services that share one total order at every receiver (Spread orders CAUSAL as AGREED). */
@@ -92,11 +92,6 @@ function until(client: Client, ready: () => boolean, what: string, timeoutMs = 2
     check();
   });
 }
-
-const SPREAD_LAN_TIMEOUTS = [
-  'TokenTimeout = 1250', 'HurryTimeout = 500', 'AliveTimeout = 250', 'JoinTimeout = 250', 'RepTimeout = 625',
-  'SegTimeout = 500', 'GatherTimeout = 1250', 'FormTimeout = 1250', 'LookupTimeout = 30000',
-];
 
 /** Waits until every daemon's last ring note says it installed a ring of all the daemons. */
 async function untilOneRing(ring: StartedRing, timeoutMs = 15_000): Promise<void> {

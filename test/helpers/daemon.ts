@@ -170,6 +170,16 @@ export async function startDaemon(options: StartDaemonOptions): Promise<StartedD
   };
 }
 
+/**
+ * Spread's LAN membership timeouts as spread.conf lines (tspread's defaults are shorter): for
+ * tests and benchmarks about traffic, so that a daemon stalled by a loaded 2-vCPU host is not
+ * taken for a crash in the middle of them.
+ */
+export const SPREAD_LAN_TIMEOUTS = [
+  'TokenTimeout = 1250', 'HurryTimeout = 500', 'AliveTimeout = 250', 'JoinTimeout = 250', 'RepTimeout = 625',
+  'SegTimeout = 500', 'GatherTimeout = 1250', 'FormTimeout = 1250', 'LookupTimeout = 30000',
+];
+
 /** Loopback address of daemon `index` (0-based) in a one-host ring: 127.0.0.1, .2, .3 … */
 export const ringAddress = (index: number): string => `127.0.0.${index + 1}`;
 
