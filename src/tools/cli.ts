@@ -2,13 +2,15 @@
 /**
  * `tspread` command line: one program, one subcommand per tool Spread users know
  * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
- * tspread's own (check, dashboard). Each subcommand lives in its own module.
+ * tspread's own (check, dashboard) and applications (vip = wackamole). Each subcommand
+ * lives in its own module.
  */
 import { Command } from 'commander';
 import { daemonCommand } from './daemon-command.js';
 import { userCommand } from './user.js';
 import { flooderCommand } from './flooder.js';
 import { managementCommands } from '../management/commands.js';
+import { vipCommand } from '../apps/vip/command.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -18,5 +20,6 @@ program.addCommand(daemonCommand());
 program.addCommand(userCommand());
 program.addCommand(flooderCommand());
 for (const command of managementCommands()) program.addCommand(command);
+program.addCommand(vipCommand());
 
 await program.parseAsync(process.argv);
