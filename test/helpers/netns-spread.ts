@@ -30,7 +30,13 @@ import {
 } from '../../src/checker/index.js';
 import { connect, type MembershipMessage, type Message, type Service, type Session } from '../../src/client/index.js';
 import { CLI_PATH } from './daemon.js';
-import { NetnsLab } from './netns.js';
+import { NetnsLab, type NetnsLabOptions } from './netns.js';
+
+/** Options of SpreadLab.start(). */
+export interface SpreadLabOptions extends NetnsLabOptions {
+  /** Namespaces after the daemons' on the same bridge, with no daemon (e.g. a client host). */
+  extraHosts?: number;
+}
 
 /** Fast membership for tests (all nine timeouts must be given, §8.5). */
 export const FAST_TIMEOUTS = [
@@ -178,8 +184,8 @@ export class SpreadLab {
   }
 
   /** Builds the namespaces, writes spread.conf and starts every daemon. */
-  static async start(count: number, extraLines: string[] = FAST_TIMEOUTS): Promise<SpreadLab> {
-    const net = NetnsLab.create(count);
+  static async start(count: number, extraLines: string[] = FAST_TIMEOUTS, options: SpreadLabOptions = {}): Promise<SpreadLab> {
+    const net = NetnsLab.create(count + (options.extraHosts ?? 0), options);
     const scratch = mkdtempSync(join(tmpdir(), 'tspread-netns-'));
     const subnetBroadcast = net.address(0).replace(/\.\d+$/, '.255');
     const config = [

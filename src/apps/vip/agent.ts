@@ -85,6 +85,8 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
   /** When an interface of a departed member became free (for the take-over metric). */
   private readonly freedAt = new Map<string, number>();
   private readonly recentErrors: string[] = [];
+  /** Running announcements per interface, stopped when it is released. */
+  private readonly announcing = new Map<string, AbortController>();
   private timers: NodeJS.Timeout[] = [];
   private loop: Promise<void> | null = null;
 
@@ -307,18 +309,23 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
 
   /** Announcements and the up hook: after `acquired` was sent, never on the take-over path. */
   private async afterAcquire(vif: VirtualInterface): Promise<void> {
+    const stop = new AbortController();
+    this.announcing.set(vif.id, stop);
     await Promise.all(
       vif.addresses.map(async (entry) => {
         const targets = this.config.notify.filter((t) => t.device === entry.device).map((t) => t.address);
         if (this.config.notifyArpCache) targets.push(...(await arpNeighbours(this.commands, entry.device).catch(() => [])));
-        await announce(this.commands, entry, [...new Set(targets)]).catch((error: Error) => this.log.warn({ err: error.message }, 'arping failed'));
-        if (this.config.up !== null) await runHook(this.config.up, entry).catch((error: Error) => this.fail('hook', error.message));
+        await announce(this.commands, entry, [...new Set(targets)], stop.signal).catch((error: Error) => this.log.warn({ err: error.message }, 'arping failed'));
+        if (this.config.up !== null && !stop.signal.aborted) await runHook(this.config.up, entry).catch((error: Error) => this.fail('hook', error.message));
       }),
     );
+    if (this.announcing.get(vif.id) === stop) this.announcing.delete(vif.id);
   }
 
   private async release(id: string): Promise<void> {
     const vif = this.interfaces.get(id)!;
+    this.announcing.get(id)?.abort();
+    this.announcing.delete(id);
     for (const entry of vif.addresses) {
       await deleteAddress(this.commands, entry).catch((error: Error) => this.log.warn({ err: error.message }, 'ip addr del failed'));
       this.guard?.remove(entry.device, `${entry.address}/${entry.prefix}`);

@@ -18,9 +18,9 @@ export const DEFAULT_COMMANDS: KernelCommands = { ip: 'ip', arping: 'arping' };
 /** How many announcements each move sends (arping's default interval: 1 s). */
 const ANNOUNCEMENTS = 3;
 
-function run(file: string, args: string[], timeoutMs = 5000): Promise<string> {
+function run(file: string, args: string[], timeoutMs = 5000, signal?: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8', signal }, (error, stdout, stderr) => {
       if (error === null) resolve(stdout);
       else reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || error.message}`));
     });
@@ -67,13 +67,19 @@ export async function arpNeighbours(commands: KernelCommands, device: string): P
 /**
  * Announces `entry` on its segment (unsolicited ARP, which updates every neighbour that
  * caches the address) and to each target (an ARP request from the address, which makes
- * the target learn it). Resolves when every arping has finished.
+ * the target learn it). Repeated because Linux ignores a second update of one entry
+ * within a second (locktime). Resolves when every arping has finished; `signal` stops
+ * them (the address moved on: a stale announcement would pull traffic back).
  */
-export async function announce(commands: KernelCommands, entry: DeviceAddress, targets: string[]): Promise<void> {
+export async function announce(commands: KernelCommands, entry: DeviceAddress, targets: string[], signal?: AbortSignal): Promise<void> {
   if (commands.arping === null) return;
   const count = String(ANNOUNCEMENTS);
-  const runs = [run(commands.arping, ['-q', '-U', '-c', count, '-I', entry.device, entry.address], 10_000)];
-  for (const target of targets) runs.push(run(commands.arping, ['-q', '-c', count, '-I', entry.device, '-s', entry.address, target], 10_000).catch(() => ''));
+  const quiet = (error: Error) => {
+    if (signal?.aborted !== true) throw error;
+    return '';
+  };
+  const runs = [run(commands.arping, ['-q', '-U', '-c', count, '-I', entry.device, entry.address], 10_000, signal).catch(quiet)];
+  for (const target of targets) runs.push(run(commands.arping, ['-q', '-c', count, '-I', entry.device, '-s', entry.address, target], 10_000, signal).catch(() => ''));
   await Promise.all(runs);
 }
 
