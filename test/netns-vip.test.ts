@@ -2,6 +2,8 @@
 // bridge (MTU 1500): each host runs its own daemon (tspread's LAN timeouts), its own
 // `tspread vip` and a tiny HTTP server; the client probes every virtual address. Every
 // process is killed by pid and every namespace deleted in afterAll.
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { netnsAvailable } from './helpers/netns.js';
 import { type HolderSample, type ProbeSample, VipLab } from './helpers/netns-vip.js';
@@ -143,4 +145,71 @@ describe('tspread vip in network namespaces', () => {
     expect(figures['clean stop'].heldMs).toBeLessThanOrEqual(CLEAN_GOAL_MS);
     expect(figures['clean stop'].answeredMs).toBeLessThanOrEqual(CLEAN_GOAL_MS);
   }, 180_000);
+});
+
+describe('tspread vip: bad input, control, partitions', () => {
+  const labs: VipLab[] = [];
+  afterAll(async () => {
+    for (const lab of labs) await lab.destroy();
+  }, 30_000);
+
+  it('unknown device, address in use, ip failing: a clear error, and the rest of the cluster covers every address', async () => {
+    const lab = await VipLab.start({ deviceOf: (host) => (host === 2 ? 'tsvnope0' : 'tsveth0') });
+    labs.push(lab);
+    const [inUse, failing] = lab.addresses;
+    lab.ip(1, ['addr', 'add', `${inUse}/32`, 'dev', 'lo']); // someone else's on host 1
+    const failingIp = join(lab.spread.scratch, 'failing-ip');
+    writeFileSync(
+      failingIp,
+      `#!/bin/sh\ncase "$*" in *"addr add ${failing}/"*) echo "RTNETLINK answers: Operation not permitted" >&2; exit 2;; esac\nexec ip "$@"\n`,
+    );
+    chmodSync(failingIp, 0o755);
+    lab.startVip(0, ['--ip', failingIp, '--metrics', '127.0.0.1:9464']);
+    lab.startVip(1);
+    lab.startVip(2);
+    await lab.until(() => everyAddressOnce(lab, [0, 1]) && countsPerHost(lab)[2] === 0, 'hosts 0 and 1 cover every address', 20_000);
+    await lab.until(() => lab.status(2).errors.length >= lab.addresses.length, 'host 2 reports every address', 10_000);
+    const holders = lab.holders();
+    expect(holders.get(inUse)).toEqual([0]);
+    expect(holders.get(failing)).toEqual([1]);
+    expect(lab.status(2).errors.join('\n')).toMatch(/cannot add tsvnope0:\S+: .*(Cannot find device|does not exist)/);
+    expect(lab.status(1).errors.join('\n')).toContain(`${inUse} on lo: already configured on this host by someone else; leaving it alone`);
+    expect(lab.ip(1, ['-o', '-4', 'addr', 'show', 'dev', 'lo'])).toContain(inUse); // not fought over
+    expect(lab.status(0).errors.join('\n')).toContain('Operation not permitted');
+    const metrics = lab.exec(0, 'curl', ['-s', 'http://127.0.0.1:9464/metrics']);
+    expect(metrics).toMatch(/tspread_vip_errors_total\{kind="ip"\} [1-9]/);
+    expect(metrics).toMatch(new RegExp(`tspread_vip_addresses_held ${countsPerHost(lab)[0]}\\b`));
+  }, 60_000);
+
+  it('by hand: --release gives an address up, --prefer takes it; metrics count take-overs', async () => {
+    const lab = labs[0];
+    const [, , address] = lab.addresses;
+    const holder = lab.holders().get(address)![0];
+    const other = holder === 0 ? 1 : 0;
+    lab.status(holder, ['--release', address]);
+    await lab.until(() => lab.holders().get(address)!.join() === String(other), `${address} moved to host ${other}`, 5000);
+    lab.status(holder, ['--prefer', address]);
+    await lab.until(() => lab.holders().get(address)!.join() === String(holder), `${address} back on host ${holder}`, 5000);
+    expect(lab.status(0).members.find((m) => m.holds.includes(address))).toBeDefined();
+
+    // Host 1 goes: host 0 takes all but the address its `ip` cannot add (host 2 has no device).
+    lab.killVip(1);
+    const failing = lab.addresses[1];
+    await lab.until(() => [...lab.holders()].every(([a, hosts]) => hosts.join() === (a === failing ? '' : '0')), 'host 0 holds everything it can', 5000);
+    expect(lab.status(0).members.map((m) => m.name)).toHaveLength(2);
+    const metrics = lab.exec(0, 'curl', ['-s', 'http://127.0.0.1:9464/metrics']);
+    expect(metrics).toMatch(/tspread_vip_takeovers_total [1-9]/);
+    expect(metrics).toMatch(/tspread_vip_takeover_seconds_count [1-9]/);
+  }, 60_000);
+
+  it('without a quorum each side of a partition covers every address; the heal leaves one holder each', async () => {
+    const lab = await VipLab.start();
+    labs.push(lab);
+    for (const host of HOSTS) lab.startVip(host);
+    await balanced(lab);
+    lab.spread.net.isolate(2);
+    await lab.until(() => everyAddressOnce(lab, [0, 1]) && everyAddressOnce(lab, [2]), 'both sides cover every address', 10_000);
+    lab.spread.heal();
+    await balanced(lab);
+  }, 60_000);
 });

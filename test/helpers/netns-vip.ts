@@ -152,11 +152,11 @@ export class VipLab {
     this.helpers.push(this.spread.net.spawn(host, process.execPath, ['-e', script], { stdio: 'ignore' }));
   }
 
-  /** Virtual address → the hosts that have it configured on their device, read now. */
+  /** Virtual address → the hosts that have it configured on the lab's device, read now. */
   holders(): Map<string, number[]> {
     const result = new Map(this.addresses.map((address) => [address, [] as number[]]));
     for (let host = 0; host < this.hosts; host++) {
-      const text = execFileSync('ip', ['-n', this.spread.net.hostNs(host), '-o', '-4', 'addr', 'show'], { encoding: 'utf8' });
+      const text = execFileSync('ip', ['-n', this.spread.net.hostNs(host), '-o', '-4', 'addr', 'show', 'dev', this.device], { encoding: 'utf8' });
       for (const address of this.addresses) if (text.includes(` ${address}/`)) result.get(address)!.push(host);
     }
     return result;
@@ -168,7 +168,7 @@ export class VipLab {
    */
   sampler(intervalMs = 50): { samples: HolderSample[]; stop: () => HolderSample[] } {
     const namespaces = Array.from({ length: this.hosts }, (_, host) => this.spread.net.hostNs(host));
-    const script = `while :; do for n in ${namespaces.join(' ')}; do echo "@$n"; ip -n $n -o -4 addr show; done; echo "#"; sleep ${intervalMs / 1000}; done`;
+    const script = `while :; do for n in ${namespaces.join(' ')}; do echo "@$n"; ip -n $n -o -4 addr show dev ${this.device}; done; echo "#"; sleep ${intervalMs / 1000}; done`;
     const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
     this.helpers.push(child);
     const samples: HolderSample[] = [];
@@ -236,6 +236,16 @@ export class VipLab {
     return /lladdr (\S+)/.exec(text)?.[1] ?? null;
   }
 
+  /** `ip -n <host's namespace> …args`. */
+  ip(host: number, args: string[]): string {
+    return execFileSync('ip', ['-n', this.spread.net.hostNs(host), ...args], { encoding: 'utf8' });
+  }
+
+  /** A command run inside host `host`'s namespace. */
+  exec(host: number, command: string, args: string[]): string {
+    return execFileSync('ip', ['netns', 'exec', this.spread.net.hostNs(host), command, ...args], { encoding: 'utf8' });
+  }
+
   /** The MAC address of host `host`'s device. */
   mac(host: number): string {
     const text = execFileSync('ip', ['-n', this.spread.net.hostNs(host), 'link', 'show', this.device], { encoding: 'utf8' });
@@ -243,10 +253,8 @@ export class VipLab {
   }
 
   /** `tspread vip --status --json` run in host `host`'s namespace. */
-  status(host: number): { members: { name: string; holds: string[] }[]; errors: string[] } {
-    const text = execFileSync('ip', ['netns', 'exec', this.spread.net.hostNs(host), process.execPath, CLI_PATH, 'vip', '-c', this.configPath(host), '--status', '--json'], {
-      encoding: 'utf8',
-    });
+  status(host: number, request: string[] = ['--status']): { members: { name: string; holds: string[] }[]; errors: string[] } {
+    const text = this.exec(host, process.execPath, [CLI_PATH, 'vip', '-c', this.configPath(host), ...request, '--json']);
     return JSON.parse(text) as { members: { name: string; holds: string[] }[]; errors: string[] };
   }
 

@@ -238,7 +238,8 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
     const assignment = this.state.assignment();
     for (const [vif, holder] of assignment) {
       const heldByOther = this.state.members.some((m) => m.name !== this.me && m.holds.includes(vif));
-      if (holder === this.me && !heldByOther) this.desired.add(vif);
+      // A refusal is in flight until the group has it: do not try again meanwhile.
+      if (holder === this.me && !heldByOther && !this.refuses.has(vif)) this.desired.add(vif);
       else if (holder !== this.me) this.desired.delete(vif);
       this.work(vif);
     }
