@@ -6,7 +6,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { netnsAvailable } from './helpers/netns.js';
-import { type HolderSample, type ProbeSample, VipLab } from './helpers/netns-vip.js';
+import { type HolderSample, VipLab } from './helpers/netns-vip.js';
 
 const noNetns = netnsAvailable();
 const HOSTS = [0, 1, 2];
@@ -21,7 +21,7 @@ function countsPerHost(lab: VipLab): number[] {
 }
 
 function everyAddressOnce(lab: VipLab, among: number[] = HOSTS): boolean {
-  return [...lab.holders().values()].every((hosts) => hosts.filter((h) => among.includes(h)).length === 1);
+  return lab.everyAddressOnce(among);
 }
 
 async function balanced(lab: VipLab): Promise<void> {
@@ -46,14 +46,6 @@ function doubleHolders(samples: HolderSample[], cuts: Cut[]): string[] {
     }
   }
   return found;
-}
-
-/** Time from `since` until each address was first answered by a host other than `victim`. */
-function answeredAfter(probes: ProbeSample[], addresses: string[], victim: number, since: number): number[] {
-  return addresses.map((address) => {
-    const first = probes.find((p) => p.address === address && p.at > since && p.host !== null && p.host !== victim);
-    return first === undefined ? Infinity : first.at - since;
-  });
 }
 
 describe('tspread vip in network namespaces', () => {
@@ -93,22 +85,14 @@ describe('tspread vip in network namespaces', () => {
 
       /** Runs `event` against `victim`; returns when the others hold and answer for its addresses. */
       const failOver = async (name: string, victim: number, event: () => void | Promise<void>) => {
-        const moved = [...lab.holders()].filter(([, hosts]) => hosts.includes(victim)).map(([address]) => address);
-        expect(moved).toHaveLength(2);
-        const others = HOSTS.filter((h) => h !== victim);
-        const since = Date.now();
-        await event();
-        await lab.until(() => everyAddressOnce(lab, others), `${name}: every address on the other hosts`, 10_000);
-        const heldMs = Date.now() - since;
-        await lab.until(() => answeredAfter(prober.samples, moved, victim, since).every(Number.isFinite), `${name}: answers`, 10_000);
-        const answeredMs = Math.max(...answeredAfter(prober.samples, moved, victim, since));
-        figures[name] = { heldMs, answeredMs };
+        const result = await lab.failOver(victim, event, prober.samples);
+        expect(result.moved).toHaveLength(2);
+        figures[name] = { heldMs: result.heldMs, answeredMs: result.answeredMs };
         // The client's ARP cache follows the move (gratuitous ARP / notify), it did not time out.
-        for (const address of moved) {
-          const holder = lab.holders().get(address)!.find((h) => others.includes(h))!;
+        for (const address of result.moved) {
+          const holder = lab.holders().get(address)!.find((h) => h !== victim)!;
           expect(lab.clientNeighbour(address), `${name}: client's ARP entry for ${address}`).toBe(lab.mac(holder));
         }
-        return { moved, since };
       };
 
       await failOver('daemon killed', 0, () => lab.spread.kill(0));

@@ -43,6 +43,13 @@ export interface ProbeSample {
   host: number | null;
 }
 
+/** What VipLab.failOver() measured. */
+export interface FailOver {
+  moved: string[];
+  heldMs: number;
+  answeredMs: number;
+}
+
 export class VipLab {
   readonly spread: SpreadLab;
   readonly hosts: number;
@@ -190,21 +197,23 @@ export class VipLab {
     };
   }
 
-  /** Asks every virtual address over HTTP from the client host every `intervalMs` (200 ms timeout). */
-  prober(intervalMs = 50): { samples: ProbeSample[]; stop: () => ProbeSample[] } {
+  /**
+   * Asks every virtual address over HTTP from the client host, a new request every
+   * `intervalMs` whether or not the last one finished (so a request stuck on a dead host
+   * does not hide the moment the address answers again); each gives up after `timeoutMs`.
+   */
+  prober(intervalMs = 50, timeoutMs = 300): { samples: ProbeSample[]; stop: () => ProbeSample[] } {
     const script = `
       const http = require('http');
-      const addresses = ${JSON.stringify(this.addresses)};
       function ask(address) {
-        const started = Date.now();
-        const done = (host) => { process.stdout.write(JSON.stringify({ at: Date.now(), address, host }) + '\\n'); setTimeout(() => ask(address), Math.max(0, ${intervalMs} - (Date.now() - started))); };
-        const request = http.get({ host: address, port: ${HTTP_PORT}, path: '/', agent: false, timeout: 200 }, (response) => {
+        const done = (host) => process.stdout.write(JSON.stringify({ at: Date.now(), address, host }) + '\\n');
+        const request = http.get({ host: address, port: ${HTTP_PORT}, path: '/', agent: false, timeout: ${timeoutMs} }, (response) => {
           let body = ''; response.on('data', (c) => (body += c)); response.on('end', () => done(Number(body)));
         });
         request.on('timeout', () => request.destroy(new Error('timeout')));
         request.on('error', () => done(null));
       }
-      addresses.forEach(ask);`;
+      setInterval(() => ${JSON.stringify(this.addresses)}.forEach(ask), ${intervalMs});`;
     const child = this.spread.net.spawn(this.client, process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
     this.helpers.push(child);
     const samples: ProbeSample[] = [];
@@ -256,6 +265,34 @@ export class VipLab {
   status(host: number, request: string[] = ['--status']): { members: { name: string; holds: string[] }[]; errors: string[] } {
     const text = this.exec(host, process.execPath, [CLI_PATH, 'vip', '-c', this.configPath(host), ...request, '--json']);
     return JSON.parse(text) as { members: { name: string; holds: string[] }[]; errors: string[] };
+  }
+
+  /** Virtual addresses host `host` has configured now. */
+  heldBy(host: number): string[] {
+    return [...this.holders()].filter(([, hosts]) => hosts.includes(host)).map(([address]) => address);
+  }
+
+  /** True when every virtual address is configured on exactly one of `among`. */
+  everyAddressOnce(among: number[]): boolean {
+    return [...this.holders().values()].every((hosts) => hosts.filter((h) => among.includes(h)).length === 1);
+  }
+
+  /**
+   * Runs `event` against `victim` and measures, from just before it: until every address
+   * the victim held is configured on exactly one other host (`heldMs`), and until each of
+   * them was answered over HTTP by another host (`answeredMs`, from `probes`).
+   */
+  async failOver(victim: number, event: () => void | Promise<void>, probes: ProbeSample[], timeoutMs = 10_000): Promise<FailOver> {
+    const moved = this.heldBy(victim);
+    const others = Array.from({ length: this.hosts }, (_, h) => h).filter((h) => h !== victim);
+    const since = Date.now();
+    await event();
+    await this.until(() => this.everyAddressOnce(others), `host ${victim}'s addresses on the other hosts`, timeoutMs);
+    const heldMs = Date.now() - since;
+    const firstAnswers = () => moved.map((address) => probes.find((p) => p.address === address && p.at > since && p.host !== null && p.host !== victim));
+    await this.until(() => firstAnswers().every((p) => p !== undefined), `host ${victim}'s addresses answering`, timeoutMs);
+    const answeredMs = Math.max(...firstAnswers().map((p) => p!.at - since));
+    return { moved, heldMs, answeredMs };
   }
 
   /** Polls `ready` every 50 ms; throws with every vip's log tail when it does not hold in time. */
