@@ -12,3 +12,16 @@ export function median(values: number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
+
+/** Spread 5.0.1's LAN membership timeouts as spread.conf lines (all nine must be given). */
+export const SPREAD_LAN_TIMEOUT_LINES = [
+  'TokenTimeout = 1250',
+  'HurryTimeout = 500',
+  'AliveTimeout = 250',
+  'JoinTimeout = 250',
+  'RepTimeout = 625',
+  'SegTimeout = 500',
+  'GatherTimeout = 1250',
+  'FormTimeout = 1250',
+  'LookupTimeout = 30000',
+];

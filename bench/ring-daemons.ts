@@ -26,7 +26,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect, type Service, type Session } from '../src/client/index.js';
 import { CLI_PATH, startRing, type StartedDaemon, type StartedRing } from '../test/helpers/daemon.js';
-import { flag, median } from './common.js';
+import { flag, median, SPREAD_LAN_TIMEOUT_LINES } from './common.js';
 
 if (process.argv.includes('--help')) {
   console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0].replace(/^\/\*\*\n| \* ?/gm, ''));
@@ -287,15 +287,7 @@ async function main(): Promise<void> {
       'MaxSessionBytes = 999999999',
       // Spread's LAN timeouts (tspread's defaults are shorter): a loaded 2-vCPU host must not
       // turn a stalled daemon into a membership change in the middle of a measurement.
-      'TokenTimeout = 1250',
-      'HurryTimeout = 500',
-      'AliveTimeout = 250',
-      'JoinTimeout = 250',
-      'RepTimeout = 625',
-      'SegTimeout = 500',
-      'GatherTimeout = 1250',
-      'FormTimeout = 1250',
-      'LookupTimeout = 30000',
+      ...SPREAD_LAN_TIMEOUT_LINES,
       ...confLines,
     ];
     const ring = await startRing({

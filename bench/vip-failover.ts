@@ -20,7 +20,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { VipLab } from '../test/helpers/netns-vip.js';
-import { flag, median } from './common.js';
+import { flag, median, SPREAD_LAN_TIMEOUT_LINES } from './common.js';
 
 type EventName = 'crash' | 'vipkill' | 'clean';
 
@@ -56,21 +56,8 @@ const runs = Number(flag('runs', '5'));
 const events = flag('events', 'crash,vipkill,clean').split(',') as EventName[];
 const jsonFile = flag('json', '');
 
-/** Spread 5.0.1's LAN membership timeouts (all nine must be given). */
-const SPREAD_LAN_TIMEOUTS = [
-  'TokenTimeout = 1250',
-  'HurryTimeout = 500',
-  'AliveTimeout = 250',
-  'JoinTimeout = 250',
-  'RepTimeout = 625',
-  'SegTimeout = 500',
-  'GatherTimeout = 1250',
-  'FormTimeout = 1250',
-  'LookupTimeout = 30000',
-];
-
 const timeouts = flag('timeouts', 'tspread');
-const lab = await VipLab.start({ spreadLines: timeouts === 'spread' ? SPREAD_LAN_TIMEOUTS : [] });
+const lab = await VipLab.start({ spreadLines: timeouts === 'spread' ? SPREAD_LAN_TIMEOUT_LINES : [] });
 const results: Record<string, { heldMs: number[]; answeredMs: number[] }> = {};
 try {
   for (let host = 0; host < 3; host++) lab.startVip(host);
