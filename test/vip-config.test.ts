@@ -1,6 +1,11 @@
 // vip.conf: wackamole's directives, and errors that name the line.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseVipConfig } from '../src/apps/vip/config.js';
+import { CLI_PATH } from './helpers/daemon.js';
 
 const SAMPLE = `# three web servers
 Spread = 4803
@@ -76,5 +81,41 @@ describe('vip.conf', () => {
     ['VirtualInterfaces {\n  eth0:10.0.0.1\n', 'vip.conf:2: expected "}", found the end of the file'],
   ])('%j → %s', (text, message) => {
     expect(() => parseVipConfig(text)).toThrow(message);
+  });
+});
+
+describe('tspread vip (command line)', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI_PATH, 'vip', ...args], { encoding: 'utf8' });
+
+  it('--help names the options', () => {
+    const result = run(['--help']);
+    expect(result.status).toBe(0);
+    for (const option of ['--config', '--status', '--release', '--prefer', '--metrics', '--socket-dir']) expect(result.stdout).toContain(option);
+  });
+
+  it('a bad vip.conf: the error names the file and line, exit status 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tspread-vip-'));
+    try {
+      const file = join(dir, 'vip.conf');
+      writeFileSync(file, 'Group = web\nVirtualInterfaces {\n  eth0:10.0.0.1/24\n  eth0:nonsense\n}\n');
+      const result = run(['-c', file]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain(`${file}:4: "eth0:nonsense" is not dev:address/prefix`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--status without a running instance says which socket it tried', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tspread-vip-'));
+    try {
+      const file = join(dir, 'vip.conf');
+      writeFileSync(file, `Control = ${dir}/none.sock\nVirtualInterfaces { eth0:10.0.0.1/24 }\n`);
+      const result = run(['-c', file, '--status']);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(`cannot reach tspread vip on ${dir}/none.sock`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
