@@ -73,8 +73,13 @@ async function run(options: VipCommandOptions): Promise<void> {
     commands: { ip: options.ip, arping: options.arping === 'none' ? null : options.arping },
     logger,
   });
-  const controlServer = serveControl(agent, controlPath);
-  controlServer.on('error', (error) => logger.error({ err: error.message }, `control socket ${controlPath} unusable`));
+  let controlServer;
+  try {
+    controlServer = await serveControl(agent, controlPath);
+  } catch (error) {
+    await agent.stop();
+    throw error;
+  }
   const metricsServer = options.metrics === undefined ? null : serveMetrics(agent, options.metrics);
   agent.start();
   logger.info({ group: config.group, interfaces: config.interfaces.map((vif) => vif.id), control: controlPath }, 'vip started');

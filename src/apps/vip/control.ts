@@ -11,9 +11,22 @@ import type { VipAgent, VipStatus } from './agent.js';
 export type ControlRequest = { command: 'status' } | { command: 'release'; address: string } | { command: 'prefer'; address: string };
 export type ControlReply = { ok: true; status: VipStatus } | { ok: false; error: string };
 
-export function serveControl(agent: VipAgent, path: string): net.Server {
+/** True when something accepts connections on the Unix socket `path`. */
+function answering(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/** Listens on `path`; a socket file left by a killed instance is replaced, a live instance's is not. */
+export async function serveControl(agent: VipAgent, path: string): Promise<net.Server> {
   if (existsSync(path)) {
-    // A socket left by a killed instance; a live one answers, and then we must not steal it.
+    if (await answering(path)) throw new Error(`another tspread vip answers on ${path} (Control): one instance per host`);
     unlinkSync(path);
   }
   const server = net.createServer((socket) => {
@@ -32,7 +45,13 @@ export function serveControl(agent: VipAgent, path: string): net.Server {
       socket.end(`${JSON.stringify(reply)}\n`);
     });
   });
-  server.listen(path);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return server;
 }
 
