@@ -60,11 +60,14 @@ describe('tspread vip in network namespaces', () => {
 
   let lab: VipLab;
 
-  it('three hosts, six addresses: each held by exactly one host, two per host', async () => {
-    lab = await VipLab.start({ extraDirectives: ['Quorum = 2'] });
+  it('three hosts, six addresses: each held by exactly one host, two per host; hooks run; a leftover address is removed', async () => {
+    lab = await VipLab.start({ extraDirectives: ['Quorum = 2'], hooks: true });
     labs.push(lab);
+    lab.ip(2, ['addr', 'add', `${lab.addresses[5]}/24`, 'dev', lab.device]); // as if an earlier instance died with its guard
     for (const host of HOSTS) lab.startVip(host);
     await balanced(lab);
+    await lab.until(() => lab.addresses.every((address) => lab.hookLog().includes(`up ${address} ${lab.device}`)), 'an up hook per address');
+    expect(lab.vipOutput[2]).toContain('removed an address an earlier instance left configured');
     const status = lab.status(0);
     expect(status.members.map((m) => m.holds.length)).toEqual([2, 2, 2]);
     // A balance move's first announcement can fall within Linux's one-second ARP lock
@@ -121,6 +124,7 @@ describe('tspread vip in network namespaces', () => {
     }
     console.log('vip take-over (ms):', JSON.stringify(figures));
     expect(sampler.samples.length).toBeGreaterThan(100);
+    expect(lab.hookLog()).toMatch(new RegExp(`^down 10\\.\\S+ ${lab.device}$`, 'm'));
     expect(doubleHolders(sampler.samples, cuts)).toEqual([]);
     for (const name of ['daemon killed', 'vip killed', 'link cut']) {
       expect(figures[name].heldMs, name).toBeLessThanOrEqual(CRASH_GOAL_MS);

@@ -11,7 +11,7 @@
  *   await lab.destroy();           // every process killed by pid, namespaces deleted
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CLI_PATH } from './daemon.js';
@@ -28,6 +28,8 @@ export interface VipLabOptions {
   extraDirectives?: string[];
   /** Replaces the VirtualInterfaces device of one host (to test an unknown device). */
   deviceOf?: (host: number) => string;
+  /** Up/Down hooks that append `up|down <address> <device>` to hookLog(). */
+  hooks?: boolean;
 }
 
 /** One 50 ms sample: which hosts hold each virtual address, at local time `at`. */
@@ -97,6 +99,24 @@ export class VipLab {
     return join(this.spread.scratch, `vip-h${host}.sock`);
   }
 
+  private get hookLogPath(): string {
+    return join(this.spread.scratch, 'hooks.log');
+  }
+
+  /** What the Up/Down hooks wrote ('' before any ran). */
+  hookLog(): string {
+    return existsSync(this.hookLogPath) ? readFileSync(this.hookLogPath, 'utf8') : '';
+  }
+
+  /** Writes the hook scripts; returns their directives. */
+  private hookDirectives(): string[] {
+    return ['up', 'down'].map((direction) => {
+      const script = join(this.spread.scratch, `hook-${direction}`);
+      writeFileSync(script, `#!/bin/sh\necho "${direction} $1 $2" >> ${this.hookLogPath}\n`, { mode: 0o755 });
+      return `${direction === 'up' ? 'Up' : 'Down'} = ${script}`;
+    });
+  }
+
   private writeConfig(host: number, options: VipLabOptions): void {
     const device = options.deviceOf?.(host) ?? this.device;
     const lines = [
@@ -114,6 +134,7 @@ export class VipLab {
       '}',
       `Notify { ${this.device}:${this.spread.net.address(this.client)}/32 }`,
       ...(options.extraDirectives ?? []),
+      ...(options.hooks === true ? this.hookDirectives() : []),
     ];
     writeFileSync(this.configPath(host), `${lines.join('\n')}\n`);
   }

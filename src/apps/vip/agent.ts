@@ -119,6 +119,7 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
   }
 
   private async connectLoop(): Promise<void> {
+    await this.removeLeftovers();
     while (!this.stopping) {
       let session: Session;
       try {
@@ -139,6 +140,25 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
       this.log.warn({ err: why instanceof Error ? why.message : 'closed' }, 'lost the Spread daemon: releasing every address');
       await this.releaseEverythingLocally();
       await sleep(this.config.spreadRetryMs);
+    }
+  }
+
+  /**
+   * Before joining: an address configured exactly as this host's virtual interface says
+   * (device and prefix) was left by an earlier instance that died with its guard (kill of
+   * the whole cgroup); nobody in the group counts it as held, so it goes. Anything else on
+   * the host is someone else's and is only reported when the address is assigned here.
+   */
+  private async removeLeftovers(): Promise<void> {
+    const present = await kernelAddresses(this.commands).catch(() => []);
+    for (const vif of this.config.interfaces) {
+      for (const entry of vif.addresses) {
+        if (!present.some((k) => k.address === entry.address && k.device === entry.device && k.prefix === entry.prefix)) continue;
+        await deleteAddress(this.commands, entry).then(
+          () => this.log.warn({ address: formatDeviceAddress(entry) }, 'removed an address an earlier instance left configured'),
+          (error: Error) => this.fail('ip', `cannot remove the leftover ${formatDeviceAddress(entry)}: ${error.message}`),
+        );
+      }
     }
   }
 
@@ -308,7 +328,7 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
     void this.afterAcquire(vif);
   }
 
-  /** Announcements and the up hook: after `acquired` was sent, never on the take-over path. */
+  /** Announcements and the up hook: after `acquired` was sent, off the take-over path. */
   private async afterAcquire(vif: VirtualInterface): Promise<void> {
     const stop = new AbortController();
     this.announcing.set(vif.id, stop);
@@ -316,8 +336,12 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
       vif.addresses.map(async (entry) => {
         const targets = this.config.notify.filter((t) => t.device === entry.device).map((t) => t.address);
         if (this.config.notifyArpCache) targets.push(...(await arpNeighbours(this.commands, entry.device).catch(() => [])));
-        await announce(this.commands, entry, [...new Set(targets)], stop.signal).catch((error: Error) => this.log.warn({ err: error.message }, 'arping failed'));
+        const announced = announce(this.commands, entry, [...new Set(targets)], stop.signal).catch((error: Error) =>
+          this.log.warn({ err: error.message }, 'arping failed'),
+        );
+        // The hook need not wait for the repeats (seconds): services follow at once.
         if (this.config.up !== null && !stop.signal.aborted) await runHook(this.config.up, entry).catch((error: Error) => this.fail('hook', error.message));
+        await announced;
       }),
     );
     if (this.announcing.get(vif.id) === stop) this.announcing.delete(vif.id);
