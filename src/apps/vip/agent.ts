@@ -1,7 +1,7 @@
 /**
  * One `tspread vip` instance: a session in the vip group (public client API only, so a
- * Spread 5.0.1 daemon serves as well), the replicated group state, and the host actions
- * that make the kernel match what the assignment gives this member.
+ * Spread 5.0.1 daemon serves as well), the replicated group state, and the work that makes
+ * this host's kernel match what the assignment gives this member (host-addresses.ts).
  *
  * Ordering that keeps one holder per address inside a component: a member acquires an
  * interface only when the assignment names it and no other member is recorded as holding
@@ -16,17 +16,8 @@ import { connect, type DataMessage, type MembershipMessage, type Session } from 
 import type { VipConfig, VirtualInterface } from './config.js';
 import { encodeVipMessage, decodeVipMessage, VipGroupState, type VipMessage, type ViewChange } from './group-state.js';
 import { startAddressGuard, type AddressGuard } from './guard.js';
-import {
-  DEFAULT_COMMANDS,
-  addAddress,
-  announce,
-  arpNeighbours,
-  deleteAddress,
-  formatDeviceAddress,
-  kernelAddresses,
-  runHook,
-  type KernelCommands,
-} from './kernel.js';
+import { HostAddresses } from './host-addresses.js';
+import { DEFAULT_COMMANDS, formatDeviceAddress, type KernelCommands } from './kernel.js';
 import { VipMetrics } from './metrics.js';
 
 export interface VipLogger {
@@ -67,8 +58,10 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
   private readonly commands: KernelCommands;
   private readonly log: VipLogger;
   private readonly graceMs: number;
+  private readonly socketDir: string | undefined;
   private readonly interfaces: Map<string, VirtualInterface>;
   private readonly guard: AddressGuard | null;
+  private readonly host: HostAddresses;
   private state: VipGroupState;
   private session: Session | null = null;
   private me: string | null = null;
@@ -85,8 +78,6 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
   /** When an interface of a departed member became free (for the take-over metric). */
   private readonly freedAt = new Map<string, number>();
   private readonly recentErrors: string[] = [];
-  /** Running announcements per interface, stopped when it is released. */
-  private readonly announcing = new Map<string, AbortController>();
   private timers: NodeJS.Timeout[] = [];
   private loop: Promise<void> | null = null;
 
@@ -100,10 +91,15 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
     this.prefers = new Set(this.config.prefer);
     this.state = this.freshState();
     this.guard = options.guard === false ? null : startAddressGuard(this.commands.ip);
+    this.host = new HostAddresses(
+      this.config,
+      this.commands,
+      this.guard,
+      (kind, message) => this.fail(kind, message),
+      (fields, message) => this.log.warn(fields, message),
+    );
     this.socketDir = options.socketDir;
   }
-
-  private readonly socketDir: string | undefined;
 
   private freshState(): VipGroupState {
     return new VipGroupState(
@@ -119,7 +115,7 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
   }
 
   private async connectLoop(): Promise<void> {
-    await this.removeLeftovers();
+    await this.host.removeLeftovers();
     while (!this.stopping) {
       let session: Session;
       try {
@@ -140,25 +136,6 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
       this.log.warn({ err: why instanceof Error ? why.message : 'closed' }, 'lost the Spread daemon: releasing every address');
       await this.releaseEverythingLocally();
       await sleep(this.config.spreadRetryMs);
-    }
-  }
-
-  /**
-   * Before joining: an address configured exactly as this host's virtual interface says
-   * (device and prefix) was left by an earlier instance that died with its guard (kill of
-   * the whole cgroup); nobody in the group counts it as held, so it goes. Anything else on
-   * the host is someone else's and is only reported when the address is assigned here.
-   */
-  private async removeLeftovers(): Promise<void> {
-    const present = await kernelAddresses(this.commands).catch(() => []);
-    for (const vif of this.config.interfaces) {
-      for (const entry of vif.addresses) {
-        if (!present.some((k) => k.address === entry.address && k.device === entry.device && k.prefix === entry.prefix)) continue;
-        await deleteAddress(this.commands, entry).then(
-          () => this.log.warn({ address: formatDeviceAddress(entry) }, 'removed an address an earlier instance left configured'),
-          (error: Error) => this.fail('ip', `cannot remove the leftover ${formatDeviceAddress(entry)}: ${error.message}`),
-        );
-      }
     }
   }
 
@@ -292,27 +269,8 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
 
   private async acquire(id: string): Promise<void> {
     const vif = this.interfaces.get(id)!;
-    const present = await kernelAddresses(this.commands).catch((error: Error) => error);
-    if (present instanceof Error) return this.refuse(id, 'ip', `cannot read this host's addresses: ${present.message}`);
-    const inUse = vif.addresses.filter((entry) => present.some((k) => k.address === entry.address));
-    if (inUse.length > 0) {
-      const where = inUse.map((entry) => `${entry.address} on ${present.find((k) => k.address === entry.address)!.device}`).join(', ');
-      return this.refuse(id, 'in-use', `${where}: already configured on this host by someone else; leaving it alone`);
-    }
-    const added = [];
-    for (const entry of vif.addresses) {
-      try {
-        await addAddress(this.commands, entry);
-        added.push(entry);
-        this.guard?.add(entry.device, `${entry.address}/${entry.prefix}`);
-      } catch (error) {
-        for (const undo of added) await deleteAddress(this.commands, undo).catch(() => undefined);
-        return this.refuse(id, 'ip', `cannot add ${formatDeviceAddress(entry)}: ${(error as Error).message}`);
-      }
-    }
-    const after = await kernelAddresses(this.commands).catch(() => []);
-    const missing = vif.addresses.filter((entry) => !after.some((k) => k.address === entry.address && k.device === entry.device));
-    if (missing.length > 0) return this.refuse(id, 'ip', `added ${missing.map(formatDeviceAddress).join(', ')} but the kernel does not show it`);
+    const refusal = await this.host.acquire(vif);
+    if (refusal !== null) return this.refuse(id, refusal.kind, refusal.message);
     this.actual.add(id);
     this.send({ type: 'acquired', vif: id });
     this.metrics.acquisitions.inc();
@@ -325,47 +283,17 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
       this.metrics.takeoverSeconds.observe((Date.now() - freed) / 1000);
     }
     this.log.info({ vif: id, addresses: vif.addresses.map(formatDeviceAddress), takeoverMs: freed === undefined ? null : Date.now() - freed }, 'acquired');
-    void this.afterAcquire(vif);
+    void this.host.announceAndHook(vif);
   }
 
-  /** Announcements and the up hook: after `acquired` was sent, off the take-over path. */
-  private async afterAcquire(vif: VirtualInterface): Promise<void> {
-    const stop = new AbortController();
-    this.announcing.set(vif.id, stop);
-    await Promise.all(
-      vif.addresses.map(async (entry) => {
-        const targets = this.config.notify.filter((t) => t.device === entry.device).map((t) => t.address);
-        if (this.config.notifyArpCache) targets.push(...(await arpNeighbours(this.commands, entry.device).catch(() => [])));
-        const announced = announce(this.commands, entry, [...new Set(targets)], stop.signal).catch((error: Error) =>
-          this.log.warn({ err: error.message }, 'arping failed'),
-        );
-        // The hook need not wait for the repeats (seconds): services follow at once.
-        if (this.config.up !== null && !stop.signal.aborted) await runHook(this.config.up, entry).catch((error: Error) => this.fail('hook', error.message));
-        await announced;
-      }),
-    );
-    if (this.announcing.get(vif.id) === stop) this.announcing.delete(vif.id);
-  }
-
+  /** Deletes first, then tells the group: release before anyone else acquires. */
   private async release(id: string): Promise<void> {
-    const vif = this.interfaces.get(id)!;
-    this.announcing.get(id)?.abort();
-    this.announcing.delete(id);
-    for (const entry of vif.addresses) {
-      await deleteAddress(this.commands, entry).catch((error: Error) => this.log.warn({ err: error.message }, 'ip addr del failed'));
-      this.guard?.remove(entry.device, `${entry.address}/${entry.prefix}`);
-    }
-    const after = await kernelAddresses(this.commands).catch(() => []);
-    const left = vif.addresses.filter((entry) => after.some((k) => k.address === entry.address && k.device === entry.device));
-    if (left.length > 0) this.fail('ip', `released ${left.map(formatDeviceAddress).join(', ')} but the kernel still shows it`);
+    await this.host.release(this.interfaces.get(id)!);
     this.actual.delete(id);
     this.send({ type: 'released', vif: id });
     this.metrics.releases.inc();
     this.metrics.held.set(this.actual.size);
     this.log.info({ vif: id }, 'released');
-    if (this.config.down !== null) {
-      for (const entry of vif.addresses) await runHook(this.config.down, entry).catch((error: Error) => this.fail('hook', error.message));
-    }
   }
 
   /** This host cannot hold `id`: say why, and tell the group so another member takes it. */
