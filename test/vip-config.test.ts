@@ -106,6 +106,15 @@ describe('tspread vip (command line)', () => {
     }
   });
 
+  it('without -c: --status asks the default control socket, running an instance needs -c', () => {
+    const status = run(['--status', '--control', '/nonexistent/vip.sock']);
+    expect(status.status).toBe(1);
+    expect(status.stderr).toContain('cannot reach tspread vip on /nonexistent/vip.sock');
+    const instance = run([]);
+    expect(instance.status).toBe(1);
+    expect(instance.stderr).toContain('running an instance needs its configuration: tspread vip -c vip.conf');
+  });
+
   it('--status without a running instance says which socket it tried', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tspread-vip-'));
     try {

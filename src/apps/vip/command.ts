@@ -2,20 +2,23 @@
  * `tspread vip`: virtual-IP fail-over for a cluster (wackamole on tspread's client API).
  *
  *   tspread vip -c vip.conf [--socket-dir DIR]      run this host's instance
- *   tspread vip -c vip.conf --status [--json]       who holds what, per host
- *   tspread vip -c vip.conf --release ADDRESS       this host gives the address up
- *   tspread vip -c vip.conf --prefer ADDRESS        this host takes the address (and keeps preferring it)
+ *   tspread vip --status [--json]                   who holds what, per host
+ *   tspread vip --release ADDRESS                   this host gives the address up
+ *   tspread vip --prefer ADDRESS                    this host takes the address (and keeps preferring it)
+ *
+ * The control requests reach the running instance over its Control socket: `-c` names the
+ * file that says where it is, `--control` names it directly, else the default.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { VipAgent } from './agent.js';
-import { parseVipConfig, VipConfigError, type VipConfig } from './config.js';
+import { parseVipConfig, VIP_DEFAULTS, VipConfigError, type VipConfig } from './config.js';
 import { formatStatus, requestControl, serveControl, type ControlRequest } from './control.js';
 
 interface VipCommandOptions {
-  config: string;
+  config?: string;
   socketDir?: string;
   control?: string;
   ip: string;
@@ -51,20 +54,22 @@ function serveMetrics(agent: VipAgent, where: string): http.Server {
   return server;
 }
 
-async function control(config: VipConfig, path: string, request: ControlRequest, json: boolean): Promise<void> {
+async function control(path: string, request: ControlRequest, json: boolean): Promise<void> {
   const reply = await requestControl(path, request);
   if (!reply.ok) throw new Error(reply.error);
   if (json) process.stdout.write(`${JSON.stringify(reply.status, null, 2)}\n`);
   else if (request.command === 'status') process.stdout.write(`${formatStatus(reply.status)}\n`);
-  else process.stdout.write(`${request.command} ${request.address}: sent to group ${config.group}\n`);
+  else process.stdout.write(`${request.command} ${request.address}: sent to the group\n`);
 }
 
 async function run(options: VipCommandOptions): Promise<void> {
-  const config = loadConfig(options.config);
-  const controlPath = options.control ?? config.control;
-  if (options.status === true) return control(config, controlPath, { command: 'status' }, options.json === true);
-  if (options.release !== undefined) return control(config, controlPath, { command: 'release', address: options.release }, options.json === true);
-  if (options.prefer !== undefined) return control(config, controlPath, { command: 'prefer', address: options.prefer }, options.json === true);
+  const config = options.config === undefined ? null : loadConfig(options.config);
+  const controlPath = options.control ?? config?.control ?? VIP_DEFAULTS.control;
+  const json = options.json === true;
+  if (options.status === true) return control(controlPath, { command: 'status' }, json);
+  if (options.release !== undefined) return control(controlPath, { command: 'release', address: options.release }, json);
+  if (options.prefer !== undefined) return control(controlPath, { command: 'prefer', address: options.prefer }, json);
+  if (config === null) throw new Error('running an instance needs its configuration: tspread vip -c vip.conf');
 
   const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
   const agent = new VipAgent({
@@ -100,7 +105,7 @@ async function run(options: VipCommandOptions): Promise<void> {
 export function vipCommand(): Command {
   return new Command('vip')
     .description('virtual-IP fail-over for a cluster (wackamole): every virtual address held by exactly one working host, balanced')
-    .requiredOption('-c, --config <file>', 'vip.conf (wackamole-style directives, see docs/vip.md)')
+    .option('-c, --config <file>', 'vip.conf (wackamole-style directives, see docs/vip.md); needed to run an instance')
     .option('--socket-dir <dir>', 'directory of the Spread daemon\'s Unix socket (default /tmp)')
     .option('--control <path>', 'control socket (default: the Control directive, else /run/tspread-vip.sock)')
     .option('--ip <program>', 'the iproute2 `ip` program', 'ip')
