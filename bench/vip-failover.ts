@@ -9,8 +9,8 @@
  *   vipkill — only its `tspread vip` gets SIGKILL (its address guard deletes the addresses);
  *   clean   — SIGTERM to its `tspread vip` (releases, leaves the group).
  *
- * Measured from the event: `held` = every address of the victim configured on another host
- * (kernels read every 50 ms), `answered` = each of them answered over HTTP by another host
+ * Measured from the event: `held` = every address configured on exactly one of the other
+ * hosts (a shell loop reads the kernels every 50 ms), `answered` = each of them answered over HTTP by another host
  * (the figure the issue's goal is about). The cluster is healed and rebalanced between runs.
  * `--timeouts spread` gives the daemons Spread 5.0.1's LAN timeouts instead (as a cluster
  * of Spread daemons would have). Needs root. Build first (`npx tsc -p .`), then:
@@ -19,7 +19,7 @@
  *       [--timeouts tspread|spread] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
-import { VipLab } from '../test/helpers/netns-vip.js';
+import { type HolderSample, type ProbeSample, VipLab } from '../test/helpers/netns-vip.js';
 import { flag, median, SPREAD_LAN_TIMEOUT_LINES } from './common.js';
 
 type EventName = 'crash' | 'vipkill' | 'clean';
@@ -30,7 +30,7 @@ async function balanced(lab: VipLab): Promise<void> {
 }
 
 /** Runs one event against `victim`, then brings the victim back and waits for balance. */
-async function runOnce(lab: VipLab, event: EventName, victim: number, probes: Parameters<VipLab['failOver']>[2]) {
+async function runOnce(lab: VipLab, event: EventName, victim: number, probes: ProbeSample[], samples: HolderSample[]) {
   const result = await lab.failOver(
     victim,
     async () => {
@@ -42,6 +42,7 @@ async function runOnce(lab: VipLab, event: EventName, victim: number, probes: Pa
       else await lab.stopVip(victim);
     },
     probes,
+    samples,
   );
   if (event === 'crash') {
     lab.spread.heal();
@@ -63,17 +64,19 @@ try {
   for (let host = 0; host < 3; host++) lab.startVip(host);
   await balanced(lab);
   const prober = lab.prober(20, 300);
+  const sampler = lab.sampler(50);
   await lab.until(() => prober.samples.length > 50, 'first probes');
   for (const event of events) {
     results[event] = { heldMs: [], answeredMs: [] };
     for (let run = 0; run < runs; run++) {
-      const result = await runOnce(lab, event, run % 3, prober.samples);
+      const result = await runOnce(lab, event, run % 3, prober.samples, sampler.samples);
       results[event].heldMs.push(result.heldMs);
       results[event].answeredMs.push(result.answeredMs);
       process.stderr.write(`${event} #${run + 1} (host ${run % 3}): held ${result.heldMs} ms, answered ${result.answeredMs} ms\n`);
     }
   }
   prober.stop();
+  sampler.stop();
 } finally {
   await lab.destroy();
 }

@@ -26,6 +26,8 @@ export interface VipLabOptions {
   spreadLines?: string[];
   /** Directives every host's vip.conf gets after the generated ones. */
   extraDirectives?: string[];
+  /** Directives for one host's vip.conf (e.g. its Prefer list), after extraDirectives. */
+  directivesOf?: (host: number, addresses: string[]) => string[];
   /** Replaces the VirtualInterfaces device of one host (to test an unknown device). */
   deviceOf?: (host: number) => string;
   /** Up/Down hooks that append `up|down <address> <device>` to hookLog(). */
@@ -132,8 +134,9 @@ export class VipLab {
       'VirtualInterfaces {',
       ...this.addresses.map((address) => `  ${device}:${address}/24`),
       '}',
-      `Notify { ${this.device}:${this.spread.net.address(this.client)}/32 }`,
+      `Notify { ${this.device}:${this.spread.net.address(this.client)}/32 arp-cache }`,
       ...(options.extraDirectives ?? []),
+      ...(options.directivesOf?.(host, this.addresses) ?? []),
       ...(options.hooks === true ? this.hookDirectives() : []),
     ];
     writeFileSync(this.configPath(host), `${lines.join('\n')}\n`);
@@ -299,17 +302,20 @@ export class VipLab {
   }
 
   /**
-   * Runs `event` against `victim` and measures, from just before it: until every address
-   * the victim held is configured on exactly one other host (`heldMs`), and until each of
-   * them was answered over HTTP by another host (`answeredMs`, from `probes`).
+   * Runs `event` against `victim` and measures, from just before it: until a kernel sample
+   * (`samples`, from sampler()) shows every address on exactly one of the other hosts
+   * (`heldMs`), and until each address the victim held was answered over HTTP by another
+   * host (`answeredMs`, from `probes`, prober()).
    */
-  async failOver(victim: number, event: () => void | Promise<void>, probes: ProbeSample[], timeoutMs = 10_000): Promise<FailOver> {
+  async failOver(victim: number, event: () => void | Promise<void>, probes: ProbeSample[], samples: HolderSample[], timeoutMs = 10_000): Promise<FailOver> {
     const moved = this.heldBy(victim);
     const others = Array.from({ length: this.hosts }, (_, h) => h).filter((h) => h !== victim);
     const since = Date.now();
     await event();
-    await this.until(() => this.everyAddressOnce(others), `host ${victim}'s addresses on the other hosts`, timeoutMs);
-    const heldMs = Date.now() - since;
+    const coveredSample = () =>
+      samples.find((sample) => sample.at > since && [...sample.holders.values()].every((hosts) => hosts.filter((h) => others.includes(h)).length === 1));
+    await this.until(() => coveredSample() !== undefined, `host ${victim}'s addresses on the other hosts`, timeoutMs);
+    const heldMs = coveredSample()!.at - since;
     const firstAnswers = () => moved.map((address) => probes.find((p) => p.address === address && p.at > since && p.host !== null && p.host !== victim));
     await this.until(() => firstAnswers().every((p) => p !== undefined), `host ${victim}'s addresses answering`, timeoutMs);
     const answeredMs = Math.max(...firstAnswers().map((p) => p!.at - since));

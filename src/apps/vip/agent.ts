@@ -116,6 +116,10 @@ export class VipAgent extends EventEmitter<{ changed: [] }> {
 
   private async connectLoop(): Promise<void> {
     await this.host.removeLeftovers();
+    for (const [id, refusal] of await this.host.preflight()) {
+      this.refuses.add(id);
+      this.fail(refusal.kind, `${id}: ${refusal.message}`);
+    }
     while (!this.stopping) {
       let session: Session;
       try {

@@ -10,6 +10,7 @@ import {
   announce,
   arpNeighbours,
   deleteAddress,
+  deviceNames,
   formatDeviceAddress,
   kernelAddresses,
   runHook,
@@ -29,6 +30,14 @@ export type ReportNote = (fields: object, message: string) => void;
 
 function configured(present: KernelAddress[], entry: { address: string; device: string }): boolean {
   return present.some((k) => k.address === entry.address && k.device === entry.device);
+}
+
+/** A refusal when an address of `vif` is already configured here (by someone else: ours are not yet). */
+function inUse(vif: VirtualInterface, present: KernelAddress[]): Refusal | null {
+  const taken = vif.addresses.filter((entry) => present.some((k) => k.address === entry.address));
+  if (taken.length === 0) return null;
+  const where = taken.map((entry) => `${entry.address} on ${present.find((k) => k.address === entry.address)!.device}`).join(', ');
+  return { kind: 'in-use', message: `${where}: already configured on this host by someone else; leaving it alone` };
 }
 
 export class HostAddresses {
@@ -60,15 +69,29 @@ export class HostAddresses {
     }
   }
 
+  /**
+   * The interfaces this host cannot hold as it is — a device missing, an address configured
+   * by someone else — with why: refused before joining, so the group never moves them here
+   * (which would leave them unheld while this host fails to add them).
+   */
+  async preflight(): Promise<Map<string, Refusal>> {
+    const refusals = new Map<string, Refusal>();
+    const [present, devices] = await Promise.all([kernelAddresses(this.commands), deviceNames(this.commands)]).catch(() => [null, null]);
+    if (present === null || devices === null) return refusals; // found out at the first acquisition instead
+    for (const vif of this.config.interfaces) {
+      const missing = vif.addresses.find((entry) => !devices.includes(entry.device));
+      const refusal = missing !== undefined ? { kind: 'ip' as const, message: `device ${missing.device} does not exist on this host` } : inUse(vif, present);
+      if (refusal !== null) refusals.set(vif.id, refusal);
+    }
+    return refusals;
+  }
+
   /** Configures every address of `vif`, all or none; a refusal says why not. */
   async acquire(vif: VirtualInterface): Promise<Refusal | null> {
     const present = await kernelAddresses(this.commands).catch((error: Error) => error);
     if (present instanceof Error) return { kind: 'ip', message: `cannot read this host's addresses: ${present.message}` };
-    const inUse = vif.addresses.filter((entry) => present.some((k) => k.address === entry.address));
-    if (inUse.length > 0) {
-      const where = inUse.map((entry) => `${entry.address} on ${present.find((k) => k.address === entry.address)!.device}`).join(', ');
-      return { kind: 'in-use', message: `${where}: already configured on this host by someone else; leaving it alone` };
-    }
+    const conflict = inUse(vif, present);
+    if (conflict !== null) return conflict;
     const added = [];
     for (const entry of vif.addresses) {
       try {

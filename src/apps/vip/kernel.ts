@@ -46,6 +46,12 @@ export async function kernelAddresses(commands: KernelCommands): Promise<KernelA
   );
 }
 
+/** The names of this host's network devices. */
+export async function deviceNames(commands: KernelCommands): Promise<string[]> {
+  const links = JSON.parse(await run(commands.ip, ['-j', 'link', 'show'])) as { ifname: string }[];
+  return links.map((link) => link.ifname);
+}
+
 export function formatDeviceAddress(entry: DeviceAddress): string {
   return `${entry.device}:${entry.address}/${entry.prefix}`;
 }
