@@ -165,6 +165,21 @@ describe('vip group state', () => {
     expect(result.get(interfaces[4])).not.toBe(result.get(interfaces[5]));
   });
 
+  it('a move is done once its member holds the address, even when no acquisition followed', () => {
+    const state = new VipGroupState(interfaces, 1, 1);
+    state.onView({ key: 'v1', members: ['#a#d1', '#b#d2'], cameWithUs: [] });
+    announce(state, 'v1', '#a#d1', interfaces.slice(0, 5));
+    announce(state, 'v1', '#b#d2', interfaces.slice(5));
+    state.onMessage('#a#d1', { type: 'balance' });
+    const [[moved, to]] = Object.entries(state.cluster().moves);
+    expect(to).toBe('#b#d2');
+    state.onMessage('#a#d1', { type: 'released', vif: moved });
+    state.onMessage('#b#d2', { type: 'acquired', vif: moved });
+    expect(state.cluster().moves).toEqual({});
+    // b later holds it without this move (say, it is given back by hand): no stale move pulls it.
+    expect(planBalance({ ...state.cluster(), moves: { [interfaces[5]]: '#b#d2' } }, 0)).toEqual({});
+  });
+
   it('a healed partition where both sides held an address: one winner, the other must release', () => {
     const state = new VipGroupState(interfaces, 1, Infinity);
     state.onView({ key: 'v9', members: ['#a#d1', '#b#d2'], cameWithUs: ['#a#d1'] });

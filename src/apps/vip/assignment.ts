@@ -96,7 +96,11 @@ export function planBalance(state: ClusterState, budget: number): Record<string,
   const members = [...state.members].sort(byName);
   const byMember = new Map(members.map((member) => [member.name, member]));
   const moves: Record<string, string> = {};
-  for (const [vif, to] of Object.entries(state.moves)) if (eligibleFor(byMember.get(to), vif)) moves[vif] = to;
+  // A move is kept while its member may still take the address and does not hold it yet.
+  for (const [vif, to] of Object.entries(state.moves)) {
+    const mover = byMember.get(to);
+    if (eligibleFor(mover, vif) && !mover.holds.includes(vif)) moves[vif] = to;
+  }
   const target = assign({ ...state, moves });
   const load = new Map(members.map((member) => [member.name, 0]));
   for (const owner of target.values()) if (owner !== null) load.set(owner, load.get(owner)! + 1);

@@ -109,7 +109,7 @@ export class VipGroupState {
     switch (message.type) {
       case 'acquired':
         if (!record.holds.includes(message.vif)) update({ holds: [...record.holds, message.vif] });
-        if (this.moves[message.vif] === sender) delete this.moves[message.vif];
+        this.dropCompletedMoves();
         return true;
       case 'released':
         update({ holds: record.holds.filter((vif) => vif !== message.vif) });
@@ -120,12 +120,23 @@ export class VipGroupState {
       case 'prefs':
         update({ prefers: message.prefers, refuses: message.refuses });
         if (this.synced) this.moves = planBalance(this.cluster(), this.budget);
+        this.dropCompletedMoves();
         return true;
       case 'balance':
         if (!this.synced) return false;
         this.moves = planBalance(this.cluster(), this.budget);
+        this.dropCompletedMoves();
         return true;
     }
+  }
+
+  /**
+   * A move is done once its member holds the address. (Also when it held the address
+   * already as the move was planned, e.g. after a merge: then no `acquired` follows.)
+   */
+  private dropCompletedMoves(): void {
+    const records = this.exchange ?? this.records;
+    for (const [vif, to] of Object.entries(this.moves)) if (records.get(to)?.holds.includes(vif) === true) delete this.moves[vif];
   }
 
   private onAnnouncement(sender: string, message: Extract<VipMessage, { type: 'state' }>): boolean {
