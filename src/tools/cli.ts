@@ -2,9 +2,9 @@
 /**
  * `tspread` command line: one program, one subcommand per tool Spread users know
  * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
- * tspread's own (check, dashboard) and the logging application's (log-send,
- * logd = spreadlogd) and the session cache's (session-cache = Splash). Each
- * subcommand lives in its own module.
+ * tspread's own (check, dashboard) and the applications' (log-send and logd =
+ * spreadlogd, session-cache = Splash, vip = wackamole). Each subcommand lives in
+ * its own module.
  */
 import { Command } from 'commander';
 import { daemonCommand } from './daemon-command.js';
@@ -14,6 +14,7 @@ import { managementCommands } from '../management/commands.js';
 import { logSendCommand } from './log-send.js';
 import { logdCommand } from './logd.js';
 import { sessionCacheCommand } from './session-cache.js';
+import { vipCommand } from '../apps/vip/command.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -26,5 +27,6 @@ for (const command of managementCommands()) program.addCommand(command);
 program.addCommand(logSendCommand());
 program.addCommand(logdCommand());
 program.addCommand(sessionCacheCommand());
+program.addCommand(vipCommand());
 
 await program.parseAsync(process.argv);

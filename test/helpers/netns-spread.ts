@@ -162,6 +162,8 @@ export class LabClient {
 export interface SpreadLabOptions {
   /** The namespaces' links (MTU, name prefix). */
   net?: NetnsLabOptions;
+  /** Namespaces after the daemons' on the same bridge, with no daemon (e.g. a client host). */
+  extraHosts?: number;
   /** Node options before the daemon's script (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]). */
   nodeArgs?: string[];
   /** Environment variables added for the daemons. */
@@ -191,7 +193,7 @@ export class SpreadLab {
 
   /** Builds the namespaces, writes spread.conf and starts every daemon. */
   static async start(count: number, extraLines: string[] = FAST_TIMEOUTS, options: SpreadLabOptions = {}): Promise<SpreadLab> {
-    const net = NetnsLab.create(count, options.net);
+    const net = NetnsLab.create(count + (options.extraHosts ?? 0), options.net);
     const scratch = mkdtempSync(join(tmpdir(), 'tspread-netns-'));
     const subnetBroadcast = net.address(0).replace(/\.\d+$/, '.255');
     const config = [

@@ -25,32 +25,39 @@ export function netnsAvailable(): string | null {
   }
 }
 
+/** Naming of a lab: every namespace and link name starts with `prefix`. */
 export interface NetnsLabOptions {
   /** MTU of every link (veth ends and bridges); default the kernel's (1500). */
   mtu?: number;
-  /** Start of every namespace name (default 'tsp'), followed by a per-process id. */
+  /** Namespace, bridge and veth prefix (default "tsp"; device names keep their short defaults then). */
   prefix?: string;
 }
 
 export class NetnsLab {
   readonly hostCount: number;
+  /** The host side of each host's veth (the device its address is on). */
+  readonly device: string;
   readonly mtu: number | null;
   private readonly prefix: string;
+  private readonly linkPrefix: string;
   private readonly subnet: number;
   private bridgeCount = 0;
   private destroyed = false;
 
-  private constructor(hostCount: number, prefix: string, subnet: number, mtu: number | null) {
+  private constructor(hostCount: number, prefix: string, linkPrefix: string, subnet: number, mtu: number | null) {
     this.hostCount = hostCount;
     this.prefix = prefix;
-    this.subnet = subnet;
+    this.linkPrefix = linkPrefix;
+    this.device = `${linkPrefix}eth0`;
     this.mtu = mtu;
+    this.subnet = subnet;
   }
 
   /** Builds `hostCount` hosts on one bridge, addresses 10.<subnet>.0.<i+1>/24. */
   static create(hostCount: number, options: NetnsLabOptions = {}): NetnsLab {
     const id = `${process.pid % 100000}${Math.floor(Math.random() * 100)}`;
-    const lab = new NetnsLab(hostCount, `${options.prefix ?? 'tsp'}${id}`, 100 + (process.pid % 150), options.mtu ?? null);
+    const named = options.prefix !== undefined;
+    const lab = new NetnsLab(hostCount, `${options.prefix ?? 'tsp'}${id}`, named ? options.prefix! : '', 100 + (process.pid % 150), options.mtu ?? null);
     try {
       lab.build();
     } catch (error) {
@@ -77,6 +84,19 @@ export class NetnsLab {
     return this.mtu === null ? [] : ['mtu', String(this.mtu)];
   }
 
+  /** Another address of the hosts' subnet (`.<last>`), e.g. for virtual addresses. */
+  subnetAddress(last: number): string {
+    return `10.${this.subnet}.0.${last}`;
+  }
+
+  private port(index: number): string {
+    return `${this.linkPrefix}p${index}`;
+  }
+
+  private bridge(index: number): string {
+    return `${this.linkPrefix}br${index}`;
+  }
+
   private build(): void {
     ip(['netns', 'add', this.switchNs]);
     ip(['-n', this.switchNs, 'link', 'set', 'lo', 'up']);
@@ -84,17 +104,17 @@ export class NetnsLab {
     for (let i = 0; i < this.hostCount; i++) {
       const ns = this.hostNs(i);
       ip(['netns', 'add', ns]);
-      ip(['link', 'add', 'eth0', 'netns', ns, ...this.mtuArgs, 'type', 'veth', 'peer', 'name', `p${i}`, 'netns', this.switchNs, ...this.mtuArgs]);
+      ip(['link', 'add', this.device, 'netns', ns, ...this.mtuArgs, 'type', 'veth', 'peer', 'name', this.port(i), 'netns', this.switchNs, ...this.mtuArgs]);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-      ip(['-n', ns, 'addr', 'add', `${this.address(i)}/24`, 'dev', 'eth0']);
-      ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-      ip(['-n', this.switchNs, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
+      ip(['-n', ns, 'addr', 'add', `${this.address(i)}/24`, 'dev', this.device]);
+      ip(['-n', ns, 'link', 'set', this.device, 'up']);
+      ip(['-n', this.switchNs, 'link', 'set', this.port(i), 'master', this.bridge(0), 'up']);
     }
   }
 
   private ensureBridges(count: number): void {
     while (this.bridgeCount < count) {
-      const bridge = `br${this.bridgeCount}`;
+      const bridge = this.bridge(this.bridgeCount);
       ip(['-n', this.switchNs, 'link', 'add', bridge, ...this.mtuArgs, 'type', 'bridge']);
       ip(['-n', this.switchNs, 'link', 'set', bridge, 'up']);
       this.bridgeCount += 1;
@@ -105,18 +125,18 @@ export class NetnsLab {
   partition(components: number[][]): void {
     this.ensureBridges(components.length);
     components.forEach((hosts, bridge) => {
-      for (const host of hosts) ip(['-n', this.switchNs, 'link', 'set', `p${host}`, 'master', `br${bridge}`]);
+      for (const host of hosts) ip(['-n', this.switchNs, 'link', 'set', this.port(host), 'master', this.bridge(bridge)]);
     });
   }
 
   /** Cuts one host off entirely (its link goes down). */
   isolate(host: number): void {
-    ip(['-n', this.switchNs, 'link', 'set', `p${host}`, 'down']);
+    ip(['-n', this.switchNs, 'link', 'set', this.port(host), 'down']);
   }
 
   heal(): void {
     for (let i = 0; i < this.hostCount; i++) {
-      ip(['-n', this.switchNs, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
+      ip(['-n', this.switchNs, 'link', 'set', this.port(i), 'master', this.bridge(0), 'up']);
     }
   }
 
