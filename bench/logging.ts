@@ -17,12 +17,9 @@ import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readFil
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CLI_PATH, freePort, soloConfig, startDaemon, startRing, type StartedDaemon } from '../test/helpers/daemon.js';
-import { flag, median } from './common.js';
+import { exitWithUsageIfAsked, flag, median } from './common.js';
 
-if (process.argv.includes('--help')) {
-  console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0].replace(/^\/\*\*\n| \* ?/gm, ''));
-  process.exit(0);
-}
+exitWithUsageIfAsked(import.meta.url);
 
 const lineCount = Number(flag('lines', '1000000'));
 const lineBytes = Number(flag('bytes', '200'));

@@ -15,12 +15,9 @@
 import { readFileSync } from 'node:fs';
 import { startRing, type StartedRing } from '../test/helpers/daemon.js';
 import { cutLines, floodWriter, peakRssKb, startFloodReceivers, type FloodOptions } from '../test/helpers/flooders.js';
-import { flag, median } from './common.js';
+import { exitWithUsageIfAsked, flag, median } from './common.js';
 
-if (process.argv.includes('--help')) {
-  console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0].replace(/^\/\*\*\n| \* ?/gm, ''));
-  process.exit(0);
-}
+exitWithUsageIfAsked(import.meta.url);
 
 const runs = Number(flag('runs', '5'));
 const messages = Number(flag('messages', '10000'));

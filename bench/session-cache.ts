@@ -15,15 +15,11 @@
  */
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
-import { readFileSync } from 'node:fs';
 import { freePort, startRing } from '../test/helpers/daemon.js';
 import { MemcacheClient, startSessionCache, waitForSync, type RunningCache } from '../test/helpers/session-caches.js';
-import { flag, median } from './common.js';
+import { exitWithUsageIfAsked, flag, median } from './common.js';
 
-if (process.argv.includes('--help')) {
-  console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*\n| \* ?/gm, ''));
-  process.exit(0);
-}
+exitWithUsageIfAsked(import.meta.url);
 
 const runs = Number(flag('runs', '3'));
 const getCount = Number(flag('gets', '20000'));
