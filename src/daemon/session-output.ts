@@ -59,8 +59,6 @@ export class SessionOutput {
   backlogged = false;
   /** Last time the kernel took bytes of this session (or its queue was empty). */
   lastProgressMs: number;
-  /** Deepest queue seen (messages), for status and tests. */
-  peakMessages = 0;
 
   private discarded = false;
   private readonly now: () => number;
@@ -82,10 +80,6 @@ export class SessionOutput {
   /** Messages the kernel has not taken: waiting ones plus the in-flight write's unwritten tail. */
   get queuedMessages(): number {
     return this.waiting.length + this.unwrittenMessages(this.writing ? this.sink.unwrittenBytes() : 0);
-  }
-
-  get queuedBytes(): number {
-    return this.waitingBytes + (this.writing ? this.sink.unwrittenBytes() : 0);
   }
 
   /** Deliver one message (it leaves at the next flush). Returns null, or why the session must be cut. */
@@ -116,7 +110,6 @@ export class SessionOutput {
     const messages = this.waiting.length + this.unwrittenMessages(unwritten);
     const bytes = this.waitingBytes + unwritten;
     if (messages === 0) this.lastProgressMs = nowMs;
-    if (messages > this.peakMessages) this.peakMessages = messages;
     if (!this.backlogged && (messages >= this.highMessages || bytes >= this.highBytes)) this.backlogged = true;
     else if (this.backlogged && messages <= this.lowMessages && bytes <= this.lowBytes) this.backlogged = false;
     if (messages >= this.limits.messagesMax && this.stalled(nowMs)) {
