@@ -54,6 +54,8 @@ interface StateMessage {
   lastPrimary: PrimaryRecord | null;
   attempts: PrimaryRecord[];
   yellow: YellowRun | null;
+  /** Connected without a break since the last primary it installed (see voting.ts). */
+  informed: boolean;
 }
 
 interface Decision {
@@ -97,6 +99,7 @@ export class EngineCore {
   #attempts: PrimaryRecord[];
   #snapshotChunks: { view: string; parts: Buffer[]; received: number } | null = null;
   #primaryMembers: string[] = [];
+  #informed = false;
 
   constructor(options: CoreOptions, durable: DurableState) {
     this.#options = options;
@@ -145,6 +148,7 @@ export class EngineCore {
 
   disconnected(): void {
     this.#me = null;
+    this.#informed = false;
     this.#view = null;
     this.#phase = 'disconnected';
     this.#states.clear();
@@ -188,6 +192,7 @@ export class EngineCore {
       lastPrimary: this.#lastPrimary,
       attempts: this.#attempts,
       yellow: this.#yellow,
+      informed: this.#informed,
     };
     this.#multicast(MessageType.state, Buffer.from(JSON.stringify(state)));
   }
@@ -239,6 +244,7 @@ export class EngineCore {
   #decide(): void {
     const states = [...this.#states.entries()].sort((a, b) => (a[1].name < b[1].name ? -1 : a[1].name > b[1].name ? 1 : 0));
     const names = new Set(states.map(([, state]) => state.name));
+    const informed = new Set(states.filter(([, state]) => state.informed === true).map(([, state]) => state.name));
     let maxGreen = 0;
     let minGreen = Infinity;
     for (const [, state] of states) {
@@ -260,7 +266,7 @@ export class EngineCore {
     }
     this.#decision = {
       maxGreen,
-      quorum: isPrimaryQuorum(names, lastPrimaries, attempts),
+      quorum: isPrimaryQuorum(names, informed, lastPrimaries, attempts),
       attempt: { index: index + 1, members: [...names].sort() },
       yellowKeys,
       redKeys: [...this.#pending.values()].sort(compareActions).map(actionKey),
@@ -305,6 +311,7 @@ export class EngineCore {
     const inTransitional = this.#phase === 'no';
     this.#lastPrimary = decision.attempt;
     this.#attempts = [];
+    this.#informed = true;
     this.#logMeta();
     this.#primaryMembers = decision.attempt.members;
     this.#addGreen({ origin: SYSTEM_ORIGIN, seq: decision.attempt.index, body: Buffer.from(JSON.stringify(decision.attempt.members)) });
