@@ -33,7 +33,12 @@ const totalAcks = () => replicas.reduce((sum, replica) => sum + replica.acknowle
 
 async function moreAcks(count: number, timeoutMs = 60_000): Promise<void> {
   const target = totalAcks() + count;
-  await waitUntil(() => totalAcks() >= target, timeoutMs, `${count} more acknowledged writes`);
+  try {
+    await waitUntil(() => totalAcks() >= target, timeoutMs, `${count} more acknowledged writes`);
+  } catch (error) {
+    const tails = replicas.map((replica) => `${replica.spec.name}: ${replica.process.stdout.slice(-300)}\n${replica.process.stderr.slice(-2000)}`);
+    throw new Error(`${String(error)}\n${tails.join('\n')}`);
+  }
 }
 
 async function stopAndCheck(): Promise<void> {

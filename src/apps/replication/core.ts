@@ -100,6 +100,8 @@ export class EngineCore {
   #snapshotChunks: { view: string; parts: Buffer[]; received: number } | null = null;
   #primaryMembers: string[] = [];
   #informed = false;
+  /** This replica's submitted actions not yet delivered back to it: held as red if the session is lost. */
+  readonly #unconfirmed = new Map<number, Action>();
 
   constructor(options: CoreOptions, durable: DurableState) {
     this.#options = options;
@@ -149,6 +151,9 @@ export class EngineCore {
   disconnected(): void {
     this.#me = null;
     this.#informed = false;
+    // They may have reached the others or not: as red they reach the next primary either way, once.
+    for (const action of this.#unconfirmed.values()) if (!this.#greenIds.has(action)) this.#addPending(action, null);
+    this.#unconfirmed.clear();
     this.#view = null;
     this.#phase = 'disconnected';
     this.#states.clear();
@@ -167,6 +172,7 @@ export class EngineCore {
       this.#addPending(action, null);
       return { action, payload: null };
     }
+    this.#unconfirmed.set(action.seq, action);
     return { action, payload: encodeActions([action]) };
   }
 
@@ -227,6 +233,7 @@ export class EngineCore {
   }
 
   #onAction(action: Action): void {
+    if (action.origin === this.origin) this.#unconfirmed.delete(action.seq);
     if (action.origin === SYSTEM_ORIGIN || this.#greenIds.has(action)) return;
     if (this.#phase === 'reg-prim') this.#addGreen(action);
     else if (this.#phase === 'trans-prim') this.#addPending(action, this.#lastPrimary!.index);
