@@ -72,6 +72,17 @@ export class NotPrimaryError extends Error {
   }
 }
 
+/**
+ * Policy 'refuse': the replica left the primary component (or lost its daemon) before this
+ * action was ordered. It is held red and may still be ordered (green) later, once.
+ */
+export class ActionInDoubtError extends NotPrimaryError {
+  override name = 'ActionInDoubtError';
+  constructor() {
+    super('this replica left the primary component before the action was ordered; it may still be ordered later');
+  }
+}
+
 interface Waiter {
   resolve: (value: { position: number; result: Buffer }) => void;
   reject: (error: Error) => void;
@@ -248,10 +259,16 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   }
 
   #takeEffects(): void {
-    const effects = this.#core!.takeEffects();
+    const core = this.#core!;
+    const effects = core.takeEffects();
     if (effects.length > 0) {
       this.#effects.push(...effects);
       this.#draining ??= this.#drain();
+    }
+    if ((core.phase === 'non-prim' || core.phase === 'disconnected') && this.#options.outsidePrimary !== 'queue' && this.#waiters.size > 0) {
+      // Refusing means answering now: the caller must not wait for a partition to heal.
+      for (const waiter of this.#waiters.values()) waiter.reject(new ActionInDoubtError());
+      this.#waiters.clear();
     }
     this.#emitStatusIfChanged();
   }
