@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, startRing, type StartedRing } from './helpers/daemon.js';
-import { checkAcknowledgedWrites, ReplicaProcess, untilConverged, waitUntil } from './helpers/replication-replicas.js';
+import { checkAcknowledgedWrites, killReplicas, ReplicaProcess, untilConverged, waitUntil } from './helpers/replication-replicas.js';
 import { ensureBuilt } from './fake-daemon/processes.js';
 
 let ring: StartedRing;
@@ -23,8 +23,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const replica of replicas) replica.kill();
-  await Promise.all(replicas.map((replica) => replica.process.exited));
+  await killReplicas(replicas);
   await ring?.stop();
   rmSync(scratch, { recursive: true, force: true });
 }, 30_000);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { netnsAvailable } from './helpers/netns.js';
 import { SpreadLab } from './helpers/netns-spread.js';
-import { checkAcknowledgedWrites, ReplicaProcess, untilConverged, waitUntil } from './helpers/replication-replicas.js';
+import { checkAcknowledgedWrites, killReplicas, ReplicaProcess, untilConverged, waitUntil } from './helpers/replication-replicas.js';
 import { ensureBuilt } from './fake-daemon/processes.js';
 
 const noNetns = netnsAvailable();
@@ -19,8 +19,7 @@ let replicas: ReplicaProcess[] = [];
 const scratch = mkdtempSync(join(tmpdir(), 'tspread-replication-netns-'));
 
 afterAll(async () => {
-  for (const replica of replicas) replica.kill();
-  await Promise.all(replicas.map((replica) => replica.process.exited));
+  await killReplicas(replicas);
   await lab?.destroy();
   rmSync(scratch, { recursive: true, force: true });
 }, 30_000);

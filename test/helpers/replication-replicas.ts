@@ -108,3 +108,9 @@ export async function checkAcknowledgedWrites(replicas: ReplicaProcess[], scratc
   const verified = await Promise.all(replicas.map((replica) => replica.ask(`verify ${file}`, 'verified ')));
   return { acknowledged: Object.keys(expected).length, dumps, verified };
 }
+
+/** Kills every replica process (by pid) and waits for the exits. */
+export async function killReplicas(replicas: ReplicaProcess[]): Promise<void> {
+  for (const replica of replicas) replica.kill();
+  await Promise.all(replicas.map((replica) => replica.process.exited));
+}
