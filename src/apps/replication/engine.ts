@@ -100,8 +100,10 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   readonly #waiters = new Map<number, Waiter>();
   #outbox: Buffer[] = [];
   #outboxScheduled = false;
-  #effects: Effect[] = [];
-  #draining: Promise<void> | null = null;
+  /** The effects not yet carried out, as a chain of batches (see #enqueue). */
+  #chain: Promise<void> = Promise.resolve();
+  /** Batches behind a checkpoint, whose records are written only when their turn comes. */
+  #deferred = 0;
   #lastStatus = '';
   #failed: Error | null = null;
 
@@ -166,7 +168,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const session = this.#session;
     this.#session = null;
     if (session !== null) await session.disconnect().catch(() => {});
-    await this.#draining;
+    await this.#chain;
     this.#file?.close();
     for (const waiter of this.#waiters.values()) waiter.reject(new Error('the engine closed before the action was ordered'));
     this.#waiters.clear();
@@ -262,8 +264,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const core = this.#core!;
     const effects = core.takeEffects();
     if (effects.length > 0) {
-      this.#effects.push(...effects);
-      this.#draining ??= this.#drain();
+      this.#enqueue(effects);
     }
     if ((core.phase === 'non-prim' || core.phase === 'disconnected') && this.#options.outsidePrimary !== 'queue' && this.#waiters.size > 0) {
       // Refusing means answering now: the caller must not wait for a partition to heal.
@@ -273,41 +274,60 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     this.#emitStatusIfChanged();
   }
 
-  async #drain(): Promise<void> {
-    try {
-      while (this.#effects.length > 0) {
-        const batch = this.#effects;
-        this.#effects = [];
-        let start = 0;
-        while (start < batch.length) {
-          // A checkpoint replaces the log: records after it belong to the next file.
-          let end = batch.findIndex((effect, index) => index >= start && (effect.kind === 'checkpoint' || effect.kind === 'restore'));
-          if (end === -1) end = batch.length - 1;
-          await this.#perform(batch.slice(start, end + 1));
-          start = end + 1;
-        }
-      }
-    } catch (error) {
-      // Without a durable log the replica must not acknowledge anything more.
-      this.#failed = error instanceof Error ? error : new Error(String(error));
-      this.#log.error({ error: errorText(error) }, 'replication log failed; the replica stops');
-      for (const waiter of this.#waiters.values()) waiter.reject(this.#failed);
-      this.#waiters.clear();
-      this.#session?.disconnect().catch(() => {});
-      this.#session = null;
-      this.#stopped = true;
-    } finally {
-      this.#draining = null;
+  /**
+   * Queues a batch of effects. Log records are written at once (in order, to the page cache) and
+   * their fdatasync starts at once, so the flushes of consecutive batches overlap; the batch's
+   * other effects run when its flush is done and every earlier batch's effects have run. Behind a
+   * checkpoint (which replaces the log file) later batches wait to write until it is done.
+   */
+  #enqueue(effects: Effect[]): void {
+    let start = 0;
+    while (start < effects.length) {
+      let end = effects.findIndex((effect, index) => index >= start && (effect.kind === 'checkpoint' || effect.kind === 'restore'));
+      if (end === -1) end = effects.length - 1;
+      this.#enqueueSegment(effects.slice(start, end + 1));
+      start = end + 1;
     }
-    this.#emitStatusIfChanged();
   }
 
-  async #perform(effects: Effect[]): Promise<void> {
-    const records: Buffer[] = [];
-    for (const effect of effects) if (effect.kind === 'log') records.push(encodeRecord(effect.record));
-    if (records.length > 0) await this.#file!.append(records);
+  #enqueueSegment(segment: Effect[]): void {
+    const records = segment.flatMap((effect) => (effect.kind === 'log' ? [encodeRecord(effect.record)] : []));
+    const replacesLog = segment.some((effect) => effect.kind === 'checkpoint' || effect.kind === 'restore');
+    let run: () => Promise<void>;
+    if (this.#deferred === 0 && !replacesLog) {
+      const durable = records.length > 0 ? this.#file!.append(records) : null;
+      run = async () => {
+        await durable;
+        this.#perform(segment);
+      };
+    } else {
+      this.#deferred++;
+      run = async () => {
+        this.#deferred--;
+        if (records.length > 0) await this.#file!.append(records);
+        this.#perform(segment);
+      };
+    }
+    this.#chain = this.#chain.then(run).catch((error: unknown) => this.#fail(error));
+  }
+
+  /** Without a durable log the replica must not acknowledge anything more. */
+  #fail(error: unknown): void {
+    if (this.#failed !== null) return;
+    this.#failed = error instanceof Error ? error : new Error(String(error));
+    this.#log.error({ error: errorText(error) }, 'replication log failed; the replica stops');
+    for (const waiter of this.#waiters.values()) waiter.reject(this.#failed);
+    this.#waiters.clear();
+    this.#session?.disconnect().catch(() => {});
+    this.#session = null;
+    this.#stopped = true;
+  }
+
+  #perform(effects: Effect[]): void {
+    if (this.#failed !== null) return;
     let applies: GreenAction[] = [];
     for (const effect of effects) {
+      if (effect.kind === 'log') continue;
       if (effect.kind === 'apply') {
         applies.push(effect.action);
         continue;
@@ -326,6 +346,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
       }
     }
     if (applies.length > 0) this.#apply(applies, true);
+    this.#emitStatusIfChanged();
   }
 
   /** Applies greens in order: user actions in batches, primary changes through membersChanged. */

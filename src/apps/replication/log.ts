@@ -108,12 +108,15 @@ export class ActionLog {
     return this.#bytes;
   }
 
-  /** Appends encoded records and waits until they are on disk. */
+  /**
+   * Appends encoded records now (a synchronous write keeps appends in call order) and resolves
+   * once they are on disk; the flushes of consecutive appends may overlap.
+   */
   async append(records: Buffer[]): Promise<void> {
     const data = Buffer.concat(records);
     this.#bytes += data.length;
     const fd = this.#fd;
-    await new Promise<void>((resolve, reject) => fs.write(fd, data, (error) => (error ? reject(error) : resolve())));
+    fs.writeSync(fd, data);
     await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
   }
 
