@@ -78,6 +78,10 @@ class Node {
   /** Multicasts made during a reconfiguration: Spread sends them in the next view. */
   outbox: { messType: number; payload: Buffer }[] = [];
   reconfiguring = false;
+  /** Daemon sessions opened by this incarnation (a lost session is replaced by a new private group). */
+  session = 0;
+  /** Its session is gone: it receives nothing more in the old view. */
+  detached = false;
 
   constructor(name: string, index: number, replicas: string[]) {
     this.name = name;
@@ -86,7 +90,7 @@ class Node {
   }
 
   get privateGroup(): string {
-    return `#${this.name}.${this.incarnation}#d${this.index}`;
+    return `#${this.name}.${this.incarnation}.${this.session}#d${this.index}`;
   }
 }
 
@@ -153,6 +157,8 @@ export class ReplicationSimulation {
       this.events.push(`partition ${JSON.stringify(groups)}`);
       this.#partition = groups;
       this.#reconfigure(groups, true);
+    } else if (roll < 0.95 && alive.length > 0) {
+      this.#loseSession(this.random.pick(alive));
     } else if (roll < 0.97 && alive.length > 0) {
       const victim = this.random.pick(alive);
       this.events.push(`crash ${victim.name}`);
@@ -167,6 +173,23 @@ export class ReplicationSimulation {
       this.#restart(node);
       this.#reconfigure(this.#partition, false);
     }
+  }
+
+  /**
+   * The replica's daemon session is lost (the process lives on) and a new one joins: its messages
+   * not yet held by others are lost too when the daemon went down, kept when only the session did.
+   */
+  #loseSession(node: Node): void {
+    const daemonDown = this.random.float() < 0.5;
+    this.events.push(`session lost ${node.name}${daemonDown ? ' (daemon down)' : ''}`);
+    const component = node.component;
+    if (daemonDown && component !== null) {
+      component.queue = component.queue.filter((message, index) => message.stable || message.sender !== node.privateGroup || index < node.cursor);
+    }
+    node.core!.disconnected();
+    this.#run(node);
+    node.detached = true;
+    this.#reconfigure(this.#partition, false);
   }
 
   #randomPartition(): number[][] {
@@ -239,7 +262,7 @@ export class ReplicationSimulation {
     groups.forEach((group, index) => group.forEach((daemon) => groupOf.set(daemon, index)));
     for (const node of this.nodes) node.reconfiguring = true;
     for (const component of this.components) {
-      const members = component.members.filter((node) => node.core !== null);
+      const members = component.members.filter((node) => node.core !== null && !node.detached);
       for (const node of members) {
         const stays = new Set(members.filter((other) => groupOf.get(other.index) === groupOf.get(node.index)).map((other) => other.privateGroup));
         if (transitional) node.core!.transitional();
@@ -260,6 +283,11 @@ export class ReplicationSimulation {
       const component: Component = { key: `v${++this.#nextView}`, members, queue: [] };
       this.components.push(component);
       for (const node of members) {
+        if (node.detached) {
+          node.detached = false;
+          node.session++;
+          node.core!.connected(node.privateGroup);
+        }
         node.component = component;
         node.cursor = 0;
       }
