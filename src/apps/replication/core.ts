@@ -273,7 +273,8 @@ export class EngineCore {
     }
     this.#decision = {
       maxGreen,
-      quorum: isPrimaryQuorum(names, informed, lastPrimaries, attempts),
+      // Two replicas under one name would make the vote meaningless: no primary until that is fixed.
+      quorum: names.size === states.length && isPrimaryQuorum(names, informed, lastPrimaries, attempts),
       attempt: { index: index + 1, members: [...names].sort() },
       yellowKeys,
       redKeys: [...this.#pending.values()].sort(compareActions).map(actionKey),

@@ -40,7 +40,7 @@ function decodeRecord(kind: number, body: Buffer): LogRecord {
     const meta = JSON.parse(body.toString('utf8')) as { lastPrimary: PrimaryRecord | null; attempts: PrimaryRecord[] };
     return { kind: 'meta', lastPrimary: meta.lastPrimary, attempts: meta.attempts };
   }
-  if (kind === RecordKind.yellow) return { kind: 'yellow', prim: body.readDoubleLE(0), action: onlyAction(body, 8) };
+  if (kind === RecordKind.yellow) return { kind: 'yellow', prim: body.readDoubleLE(0), action: stripPosition(onlyAction(body, 8)) };
   if (kind === RecordKind.green) return { kind: 'green', action: onlyAction(body, 0) };
   if (kind === RecordKind.red) return { kind: 'red', action: stripPosition(onlyAction(body, 0)) };
   throw new MalformedError(`unknown log record kind ${kind}`);
