@@ -96,6 +96,20 @@ describe('ReplicatedMap on one daemon', () => {
     expect(b.get('x')).toBe('one');
   }, 60_000);
 
+  it('drops malformed messages from a stranger and keeps ordering', async () => {
+    const names = ['g1', 'g2'];
+    const maps = await Promise.all(names.map((name) => replica<number>('garbage', name, { replicas: names })));
+    await until(() => maps.every((map) => map.status().primary && map.status().members.length === 2));
+    const stranger = await connect({ daemon: `${daemon.port}@127.0.0.1` });
+    const garbage = [Buffer.from('{'), Buffer.from('null'), Buffer.from('{"view":7}'), Buffer.alloc(40, 0xff), Buffer.from([5, 1, 2]), Buffer.alloc(0)];
+    for (let messType = 0; messType <= 7; messType++) for (const data of garbage) stranger.multicast('garbage', data, { service: 'safe', messType });
+    await maps[0]!.set('after', 1);
+    await until(() => maps[1]!.get('after') === 1);
+    await stranger.disconnect();
+    expect(maps.map((map) => map.status().primary)).toEqual([true, true]);
+    expect(maps[0]!.status().lastGreen).toBe(maps[1]!.status().lastGreen);
+  }, 60_000);
+
   it('sends a snapshot to a replica its peers compacted past', async () => {
     const names = ['p', 'q'];
     const p = await replica<number>('snap', 'p', { replicas: ['p'], checkpointEvery: 20 });

@@ -224,7 +224,7 @@ export class EngineCore {
           this.#onSnapshotChunk(data);
           break;
         case MessageType.cpc:
-          this.#onCpc(sender, JSON.parse(data.toString('utf8')) as { view: string });
+          this.#onCpc(sender, parseCpc(data));
           break;
       }
     } catch (error) {
@@ -356,11 +356,17 @@ export class EngineCore {
     const whole = Buffer.concat(assembly.parts);
     const metaLength = whole.readUInt32LE(0);
     const meta = JSON.parse(whole.toString('utf8', 4, 4 + metaLength)) as { position: number; greenIds: Record<string, [number, number[]]> };
-    if (meta.position <= this.#green) return;
+    if (!Number.isSafeInteger(meta?.position) || meta.position <= this.#green) return;
+    let greenIds: GreenIds;
+    try {
+      greenIds = GreenIds.fromJSON(meta.greenIds);
+    } catch {
+      throw new MalformedError('malformed snapshot');
+    }
     this.#green = meta.position;
     this.#floor = meta.position;
     this.#tail = [];
-    this.#greenIds = GreenIds.fromJSON(meta.greenIds);
+    this.#greenIds = greenIds;
     for (const [key, action] of this.#pending) if (this.#greenIds.has(action)) this.#pending.delete(key);
     if (this.#yellow !== null) this.#yellow = { prim: this.#yellow.prim, keys: this.#yellow.keys.filter((key) => this.#pending.has(key)) };
     this.#effects.push({ kind: 'restore', checkpoint: this.#checkpoint(), snapshot: Buffer.from(whole.subarray(4 + metaLength)) });
@@ -454,6 +460,12 @@ export function snapshotMessages(view: string, position: number, greenIds: Recor
 function isPrimaryRecord(value: unknown): value is PrimaryRecord {
   const record = value as PrimaryRecord;
   return typeof record === 'object' && record !== null && Number.isSafeInteger(record.index) && Array.isArray(record.members) && record.members.every((name) => typeof name === 'string');
+}
+
+function parseCpc(data: Buffer): { view: string } {
+  const cpc = JSON.parse(data.toString('utf8')) as { view: string } | null;
+  if (typeof cpc !== 'object' || cpc === null || typeof cpc.view !== 'string') throw new MalformedError('malformed CPC');
+  return cpc;
 }
 
 /** A member's STATE, checked field by field: a stranger's bytes must not derail the decision. */
