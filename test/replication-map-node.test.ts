@@ -105,6 +105,10 @@ describe('ReplicatedMap on one daemon', () => {
     for (let messType = 0; messType <= 7; messType++) for (const data of garbage) stranger.multicast('garbage', data, { service: 'safe', messType });
     await maps[0]!.set('after', 1);
     await until(() => maps[1]!.get('after') === 1);
+    // Oversized actions are refused at the submitter; the largest allowed ones go through.
+    await expect(maps[1]!.set('huge', 'x'.repeat(200_000))).rejects.toBeInstanceOf(RangeError);
+    await maps[1]!.set('large', 'y'.repeat(90_000));
+    await until(() => maps[0]!.get('large') !== undefined);
     await stranger.disconnect();
     expect(maps.map((map) => map.status().primary)).toEqual([true, true]);
     expect(maps[0]!.status().lastGreen).toBe(maps[1]!.status().lastGreen);

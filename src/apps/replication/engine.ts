@@ -83,6 +83,11 @@ export class ActionInDoubtError extends NotPrimaryError {
   }
 }
 
+/** One action must fit one Spread message (143 152 bytes) with its header. */
+export const ACTION_BYTES_MAX = CHUNK_BYTES;
+/** Names travel in a one-byte length field with the incarnation appended. */
+const NAME_BYTES_MAX = 200;
+
 interface Waiter {
   resolve: (value: { position: number; result: Buffer }) => void;
   reject: (error: Error) => void;
@@ -109,6 +114,8 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
 
   constructor(options: EngineOptions) {
     super();
+    const nameBytes = Buffer.byteLength(options.name);
+    if (nameBytes === 0 || nameBytes > NAME_BYTES_MAX) throw new RangeError(`a replica name takes 1 to ${NAME_BYTES_MAX} bytes, not ${nameBytes}`);
     this.#options = options;
     this.#log = options.logger ?? silentLogger;
   }
@@ -141,6 +148,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const core = this.#core;
     if (core === null || this.#stopped) return Promise.reject(new Error('the engine is not running'));
     if (this.#failed !== null) return Promise.reject(this.#failed);
+    if (action.length > ACTION_BYTES_MAX) return Promise.reject(new RangeError(`an action takes at most ${ACTION_BYTES_MAX} bytes, not ${action.length}`));
     const submitted = core.submit(action);
     if (submitted === null) return Promise.reject(new NotPrimaryError());
     const promise = new Promise<{ position: number; result: Buffer }>((resolve, reject) => this.#waiters.set(submitted.action.seq, { resolve, reject }));

@@ -7,32 +7,30 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { decodeActions, encodeActions, MalformedError, type Action } from './action.js';
+import { decodeActions, encodeActionInto, encodeActions, encodedActionBytes, MalformedError, type Action } from './action.js';
 import { emptyCheckpoint, type Checkpoint, type LogRecord } from './records.js';
 import type { PrimaryRecord } from './voting.js';
 
 const RecordKind = { green: 1, red: 2, yellow: 3, meta: 4 } as const;
 const CHECKPOINT_FILE = 'checkpoint.bin';
 
+/** [u32 length][u8 kind][body]; the action kinds are encoded straight into one buffer (the hot path). */
 export function encodeRecord(record: LogRecord): Buffer {
-  let body: Buffer;
-  let kind: number;
   if (record.kind === 'meta') {
-    kind = RecordKind.meta;
-    body = Buffer.from(JSON.stringify({ lastPrimary: record.lastPrimary, attempts: record.attempts }));
-  } else if (record.kind === 'yellow') {
-    kind = RecordKind.yellow;
-    const prim = Buffer.alloc(8);
-    prim.writeDoubleLE(record.prim, 0);
-    body = encodeActions([record.action], prim);
-  } else {
-    kind = RecordKind[record.kind];
-    body = encodeActions([record.action]);
+    const body = Buffer.from(JSON.stringify({ lastPrimary: record.lastPrimary, attempts: record.attempts }));
+    const head = Buffer.alloc(5);
+    head.writeUInt32LE(body.length + 1, 0);
+    head.writeUInt8(RecordKind.meta, 4);
+    return Buffer.concat([head, body]);
   }
-  const head = Buffer.alloc(5);
-  head.writeUInt32LE(body.length + 1, 0);
-  head.writeUInt8(kind, 4);
-  return Buffer.concat([head, body]);
+  const yellow = record.kind === 'yellow';
+  const head = yellow ? 13 : 5;
+  const target = Buffer.allocUnsafe(head + encodedActionBytes(record.action));
+  target.writeUInt32LE(target.length - 4, 0);
+  target.writeUInt8(RecordKind[record.kind], 4);
+  if (yellow) target.writeDoubleLE(record.prim, 5);
+  encodeActionInto(target, head, record.action, record.kind === 'green' ? record.action.position : 0);
+  return target;
 }
 
 function decodeRecord(kind: number, body: Buffer): LogRecord {
