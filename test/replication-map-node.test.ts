@@ -98,7 +98,7 @@ describe('ReplicatedMap on one daemon', () => {
 
   it('drops malformed messages from a stranger and keeps ordering', async () => {
     const names = ['g1', 'g2'];
-    const maps = await Promise.all(names.map((name) => replica<number>('garbage', name, { replicas: names })));
+    const maps = await Promise.all(names.map((name) => replica<number | string>('garbage', name, { replicas: names })));
     await until(() => maps.every((map) => map.status().primary && map.status().members.length === 2));
     const stranger = await connect({ daemon: `${daemon.port}@127.0.0.1` });
     const garbage = [Buffer.from('{'), Buffer.from('null'), Buffer.from('{"view":7}'), Buffer.alloc(40, 0xff), Buffer.from([5, 1, 2]), Buffer.alloc(0)];
