@@ -376,7 +376,7 @@ export class EngineCore {
   #addGreen(action: Action): void {
     const green: GreenAction = { origin: action.origin, seq: action.seq, body: action.body, position: ++this.#green };
     this.#greenIds.add(green);
-    this.#pending.delete(actionKey(green));
+    if (this.#pending.size > 0) this.#pending.delete(actionKey(green));
     this.#tail.push(green);
     this.#effects.push({ kind: 'log', record: { kind: 'green', action: green } }, { kind: 'apply', action: green });
     if (this.#green - this.#floor >= this.#options.checkpointEvery) {
