@@ -9,7 +9,7 @@
  *
  * Build first (`npx tsc -p .`), then:
  *
- *   node dist/bench/replication-map.js [--runs 3] [--seconds 5] [--writers 100]
+ *   node dist/bench/replication-map.js [--runs 3] [--seconds 5] [--writers 300]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +23,7 @@ exitWithUsageIfAsked(import.meta.url);
 
 const runs = Number(flag('runs', '3'));
 const seconds = Number(flag('seconds', '5'));
-const writers = Number(flag('writers', '100'));
+const writers = Number(flag('writers', '300'));
 /** About the size of a set action on the wire (origin, seq, JSON body). */
 const PAYLOAD = Buffer.alloc(80, 'x');
 
