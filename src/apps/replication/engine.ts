@@ -111,6 +111,8 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   #deferred = 0;
   #lastStatus = '';
   #failed: Error | null = null;
+  /** The last green position applied to the machine (the core may be ahead, waiting for a flush). */
+  #applied = 0;
 
   constructor(options: EngineOptions) {
     super();
@@ -130,6 +132,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const applied = machine.appliedPosition?.() ?? -1;
     if (applied < loaded.checkpoint.position && loaded.checkpoint.position > 0) machine.restore(loaded.snapshot, loaded.checkpoint.position);
     const from = Math.max(applied, loaded.checkpoint.position);
+    this.#applied = from;
     this.#apply(durable.greens.filter((action) => action.position > from), false);
     this.#core = new EngineCore(
       {
@@ -161,7 +164,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const core = this.#core;
     return {
       primary: core?.primary ?? false,
-      lastGreen: core?.lastGreen ?? 0,
+      lastGreen: this.#applied,
       red: core?.redCount ?? 0,
       members: core?.members ?? [],
       name: this.#options.name,
@@ -347,6 +350,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
       else if (effect.kind === 'checkpoint') this.#file!.writeCheckpoint(effect.checkpoint, machine.snapshot());
       else if (effect.kind === 'restore') {
         machine.restore(effect.snapshot, effect.checkpoint.position);
+        this.#applied = effect.checkpoint.position;
         this.#file!.writeCheckpoint(effect.checkpoint, effect.snapshot);
         this.#log.info({ position: effect.checkpoint.position, bytes: effect.snapshot.length }, 'state restored from a snapshot');
       } else if (effect.kind === 'send-snapshot') {
@@ -360,6 +364,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   /** Applies greens in order: user actions in batches, primary changes through membersChanged. */
   #apply(actions: GreenAction[], live: boolean): void {
     const machine = this.#options.machine;
+    if (actions.length > 0) this.#applied = actions.at(-1)!.position;
     let start = 0;
     while (start < actions.length) {
       const first = actions[start]!;
