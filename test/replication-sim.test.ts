@@ -4,7 +4,7 @@
  * must keep one green order, lose no acknowledged transfer, keep the money total and converge
  * once healed.
  *
- *   npx vitest run test/replication-sim                 SEEDS seeds from FIRST_SEED (default 60 from 1)
+ *   npx vitest run test/replication-sim                 SEEDS seeds from FIRST_SEED (default 40 from 1)
  *   SEED=<n> npx vitest run test/replication-sim        replay one seed and print its events
  */
 import { describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { ReplicationSimulation } from './sim/replication-cluster.js';
 
 const single = process.env.SEED !== undefined ? Number(process.env.SEED) : null;
 const firstSeed = Number(process.env.FIRST_SEED ?? 1);
-const seedCount = Number(process.env.SEEDS ?? 60);
+const seedCount = Number(process.env.SEEDS ?? 40);
 const seeds = single !== null ? [single] : Array.from({ length: seedCount }, (_, index) => firstSeed + index);
 
 function simulate(seed: number) {

@@ -203,8 +203,12 @@ export class EngineCore {
     this.#multicast(MessageType.state, Buffer.from(JSON.stringify(state)));
   }
 
-  /** A delivered message; malformed ones are dropped (they must not stop a replica). */
+  /**
+   * A delivered message; malformed ones are dropped (they must not stop a replica), and so is
+   * anything from a sender outside the view: Spread lets non-members multicast to a group.
+   */
   message(sender: string, messType: number, data: Buffer): void {
+    if (this.#view === null || !this.#view.members.includes(sender)) return;
     try {
       switch (messType) {
         case MessageType.actions:
