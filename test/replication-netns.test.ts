@@ -2,7 +2,8 @@
  * ReplicatedMap replicas with real daemons in network namespaces (test/helpers/netns-spread.ts),
  * one replica process per daemon over its Unix socket, all writing at once. One daemon is
  * partitioned away: its replica refuses while the other two keep committing; after the heal all
- * three maps are identical and hold every acknowledged write. Needs root and iproute2.
+ * three maps are identical and hold every acknowledged write. Then one daemon is killed with -9
+ * and restarted: the others keep committing and its replica catches up. Needs root and iproute2.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,6 +61,23 @@ describe('replicated map across network namespaces', () => {
     await untilConverged(replicas);
     const { acknowledged, dumps, verified } = await checkAcknowledgedWrites(replicas, scratch);
     expect(acknowledged).toBeGreaterThan(500);
+    expect(new Set(dumps).size, dumps.join('\n')).toBe(1);
+    expect(verified).toEqual(['verified 0 0', 'verified 0 0', 'verified 0 0']);
+  }, 240_000);
+
+  it('keeps committing when a daemon is killed with -9 and catches its replica up after the restart', async () => {
+    replicas.forEach((replica, index) => replica.process.send(`stream k${index} 4`));
+    const acks = () => replicas.reduce((sum, replica) => sum + replica.acknowledged().size, 0);
+    let before = acks();
+    await waitUntil(() => acks() >= before + 200, 60_000, 'every replica commits');
+    lab!.kill(2);
+    before = acks();
+    await waitUntil(() => replicas[0]!.acknowledged().size + replicas[1]!.acknowledged().size >= before + 300, 60_000, 'the two others keep committing');
+    await lab!.restart(2);
+    await waitUntil(async () => (await replicas[2]!.status()).primary, 60_000, 'the replica of the restarted daemon rejoins the primary');
+    await Promise.all(replicas.map((replica) => replica.ask('stop', 'stopped')));
+    await untilConverged(replicas);
+    const { dumps, verified } = await checkAcknowledgedWrites(replicas, scratch);
     expect(new Set(dumps).size, dumps.join('\n')).toBe(1);
     expect(verified).toEqual(['verified 0 0', 'verified 0 0', 'verified 0 0']);
   }, 240_000);
