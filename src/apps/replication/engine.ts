@@ -107,6 +107,8 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   #outboxScheduled = false;
   /** The effects not yet carried out, as a chain of batches (see #enqueue). */
   #chain: Promise<void> = Promise.resolve();
+  /** Effects of the current tick, queued together at its end. */
+  readonly #tickEffects: Effect[] = [];
   /** Batches behind a checkpoint, whose records are written only when their turn comes. */
   #deferred = 0;
   #lastStatus = '';
@@ -275,7 +277,9 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const core = this.#core!;
     const effects = core.takeEffects();
     if (effects.length > 0) {
-      this.#enqueue(effects);
+      // Everything delivered by one socket read becomes one batch: one write, one fdatasync.
+      if (this.#tickEffects.length === 0) queueMicrotask(() => this.#enqueue(this.#tickEffects.splice(0)));
+      this.#tickEffects.push(...effects);
     }
     if ((core.phase === 'non-prim' || core.phase === 'disconnected') && this.#options.outsidePrimary !== 'queue' && this.#waiters.size > 0) {
       // Refusing means answering now: the caller must not wait for a partition to heal.
