@@ -487,8 +487,8 @@ export class UdpRingLink {
     // bound on port + 1), so that they do not wait behind a receive buffer full of data.
     const type = peekType(packet.bytes);
     const token = type === PacketType.TOKEN || type === PacketType.COMMIT || (type === PacketType.JOIN && this.segmentAddress === null);
-    // Sealed once, sent to every target: each copy is the same datagram, one nonce.
-    const bytes = this.sealer === null ? packet.bytes : this.sealer.seal(packet.bytes, token);
+    // Sealed once, sent to every target: each copy is the same datagram, one nonce. A unicast is sealed to its receiver.
+    const bytes = this.sealer === null ? packet.bytes : this.sealer.seal(packet.bytes, token, packet.to === 'all' ? null : packet.to);
     if (packet.to === 'all' && !token && this.segmented !== null) {
       this.segmented.queue(bytes);
       return;

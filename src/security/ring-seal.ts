@@ -4,7 +4,9 @@
  *
  * Sealed datagram (big-endian):
  *   0  u16  SEALED_MAGIC            not the ring's magic, not a monitor header
- *   2  u8   flags                   bit 0: sent to the token port (so a copy cannot be moved between ports)
+ *   2  u8   flags                   bit 0: sent to the token port (so a copy cannot be moved between ports);
+ *                                   bit 1: a unicast (then the receiver's VID is associated data too,
+ *                                   so a copy cannot be replayed to another daemon)
  *   3  u8   key id                  which key of the key file (ring-keys.ts)
  *   4  u32  sender VID              the source-address check and the replay window use it
  *   8  u16  sealed length           whole datagram, for splitting GRO reads
@@ -12,7 +14,8 @@
  *  14  u64  nonce counter           starts at the wall clock in µs, +1 per datagram
  *  22  ...  ciphertext of the ring packet
  *  end u8[16] GCM tag
- * The 22-byte header is the associated data, so every field of it is authenticated.
+ * The 22-byte header (plus, for a unicast, the receiver's VID) is the associated data, so
+ * every field of it is authenticated.
  *
  * Nonces never repeat under one key: the counter only grows within a run, and a restart
  * takes a fresh random prefix and a counter at the (later) clock. The receiver keeps one
@@ -29,6 +32,7 @@ const TAG_BYTES = 16;
 /** Bytes a sealed datagram has beyond the ring packet inside it. */
 export const RING_SEAL_OVERHEAD_BYTES = SEAL_HEADER_BYTES + TAG_BYTES;
 const FLAG_TOKEN_PORT = 1;
+const FLAG_UNICAST = 2;
 const TWO_32 = 2 ** 32;
 
 export type OpenRefusal = 'malformed' | 'unknown-key' | 'authentication' | 'replay' | 'sender-mismatch';
@@ -94,14 +98,15 @@ export class RingSealer {
     return { sealing: this.keys.sealing.id, accepted: [...this.keys.accepted.keys()].sort((a, b) => a - b) };
   }
 
-  seal(packet: Uint8Array, tokenPort: boolean): Buffer {
+  /** `to`: the receiver's VID for a unicast, null for a packet sent alike to every daemon. */
+  seal(packet: Uint8Array, tokenPort: boolean, to: number | null = null): Buffer {
     const length = packet.length + RING_SEAL_OVERHEAD_BYTES;
     if (length > 0xffff) throw new RangeError(`ring packet of ${packet.length} bytes is too long to seal`);
     const out = Buffer.allocUnsafe(length);
     const key = this.keys.sealing;
     const counter = this.counter++;
     out.writeUInt16BE(SEALED_MAGIC, 0);
-    out[2] = tokenPort ? FLAG_TOKEN_PORT : 0;
+    out[2] = (tokenPort ? FLAG_TOKEN_PORT : 0) | (to === null ? 0 : FLAG_UNICAST);
     out[3] = key.id;
     out.writeUInt32BE(this.myVid, 4);
     out.writeUInt16BE(length, 8);
@@ -109,7 +114,7 @@ export class RingSealer {
     out.writeUInt32BE(Math.floor(counter / TWO_32), 14);
     out.writeUInt32BE(counter >>> 0, 18);
     const cipher = createCipheriv('aes-256-gcm', key.key, out.subarray(10, SEAL_HEADER_BYTES));
-    cipher.setAAD(out.subarray(0, SEAL_HEADER_BYTES));
+    cipher.setAAD(associatedData(out, to));
     const body = cipher.update(packet);
     body.copy(out, SEAL_HEADER_BYTES);
     // GCM is a stream mode: final() adds nothing, the ciphertext is as long as the packet.
@@ -126,7 +131,10 @@ export class RingSealer {
    */
   open(sealed: Uint8Array, tokenPort: boolean): OpenResult {
     const length = sealed.length;
-    if (sealedLength(sealed, 0) !== length || sealed[2] !== (tokenPort ? FLAG_TOKEN_PORT : 0)) return this.refuse('malformed');
+    const flags = sealed[2];
+    if (sealedLength(sealed, 0) !== length || (flags & ~(FLAG_TOKEN_PORT | FLAG_UNICAST)) !== 0 || (flags & FLAG_TOKEN_PORT) !== (tokenPort ? FLAG_TOKEN_PORT : 0)) {
+      return this.refuse('malformed');
+    }
     const key = this.keys.accepted.get(sealed[3]);
     if (key === undefined) return this.refuse('unknown-key');
     const sender = sealedSender(sealed)!;
@@ -137,7 +145,7 @@ export class RingSealer {
     let packet: Buffer;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key.key, sealed.subarray(10, SEAL_HEADER_BYTES));
-      decipher.setAAD(sealed.subarray(0, SEAL_HEADER_BYTES));
+      decipher.setAAD(associatedData(sealed, (flags & FLAG_UNICAST) !== 0 ? this.myVid : null));
       decipher.setAuthTag(sealed.subarray(length - TAG_BYTES));
       packet = decipher.update(sealed.subarray(SEAL_HEADER_BYTES, length - TAG_BYTES));
       decipher.final();
@@ -174,6 +182,16 @@ export class RingSealer {
     }
     return { ok: false, why };
   }
+}
+
+/** The header, and for a unicast the receiver's VID after it. */
+function associatedData(datagram: Uint8Array, to: number | null): Uint8Array {
+  const header = datagram.subarray(0, SEAL_HEADER_BYTES);
+  if (to === null) return header;
+  const data = Buffer.allocUnsafe(SEAL_HEADER_BYTES + 4);
+  data.set(header, 0);
+  data.writeUInt32BE(to >>> 0, SEAL_HEADER_BYTES);
+  return data;
 }
 
 function readU32(bytes: Uint8Array, at: number): number {
