@@ -5,7 +5,8 @@
  * default. Every refusal carries Spread's code: REJECT_AUTH at connect, a reject message
  * (§3.6) for a join or multicast.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { connect, ErrorCode, type Message, type Session } from '../src/client/in
 import type { ConnectOptions } from '../src/client/session.js';
 import { defaultConfig } from '../src/config/defaults.js';
 import { clientBindAddresses } from '../src/daemon/daemon.js';
-import { freePort, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
+import { CLI_PATH, freePort, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 import { makeTestPki, writePasswords, type TestPki } from './helpers/security-files.js';
 
 let scratch: string;
@@ -25,7 +26,10 @@ const sessions: Session[] = [];
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), 'tspread-security-clients-'));
   pki = makeTestPki(scratch);
-  writePasswords(join(scratch, 'passwords'), { alice: 'correct horse', bob: 'battery staple' });
+  writePasswords(join(scratch, 'passwords'), { alice: 'correct horse' });
+  // bob's line comes from the CLI, as docs/security.md tells users to make it.
+  const bobLine = execFileSync(process.execPath, [CLI_PATH, 'password-hash', 'bob'], { input: 'battery staple\n', encoding: 'utf8' });
+  appendFileSync(join(scratch, 'passwords'), bobLine);
 });
 
 afterAll(async () => {
