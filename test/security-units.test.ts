@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/parser.js';
 import { decideAccess, parseAccessControl, type SessionPrincipal } from '../src/security/access-control.js';
-import { checkPassword, parsePasswords, passwordLine } from '../src/security/passwords.js';
+import { checkPassword, parsePasswords, passwordCheckLimiter, passwordLine } from '../src/security/passwords.js';
 import { REPLAY_WINDOW_COUNTERS, ReplayWindow } from '../src/security/replay-window.js';
 import { parseRingKeys } from '../src/security/ring-keys.js';
 import { RING_SEAL_OVERHEAD_BYTES, RingSealer, sealedLength, sealedSender } from '../src/security/ring-seal.js';
@@ -117,6 +117,14 @@ describe('key, password and access-control files', () => {
     expect(checkPassword(table, 'alice', 'pw2')).toBe(false);
     expect(checkPassword(table, 'carol', 'pw1')).toBe(false);
     expect(() => parsePasswords('alice:plain:secret', 'p')).toThrow(/scrypt/);
+  });
+
+  it('password checks are rate-limited: a burst, then one per 1/N s', () => {
+    let now = 0;
+    const allowed = passwordCheckLimiter(() => now, 5);
+    expect(Array.from({ length: 7 }, () => allowed())).toEqual([true, true, true, true, true, false, false]);
+    now += 200;
+    expect([allowed(), allowed()]).toEqual([true, false]);
   });
 
   it('access control: first match wins, patterns, subjects, default', () => {

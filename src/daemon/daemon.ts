@@ -32,6 +32,7 @@ import {
   securityFiles,
 } from '../security/daemon-security.js';
 import type { SecurityStatus } from './status-types.js';
+import { passwordCheckLimiter } from '../security/passwords.js';
 import { SoloRing } from '../ring/solo.js';
 import type { Ring } from '../ring/types.js';
 import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.js';
@@ -179,6 +180,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     random: Math.random,
     accessIp: usesIp ? loadAccessIp(logger) : null,
     passwords: files.passwords === null ? null : loadPasswords(files.passwords),
+    passwordCheckAllowed: passwordCheckLimiter(clock),
     accessControl: files.accessControl === null ? null : loadAccessControl(files.accessControl),
     handshakeDeadlineMs: options.handshakeDeadlineMs,
     port,

@@ -51,6 +51,11 @@ export interface HandshakePolicy {
   passwords?: PasswordTable | null;
   /** Access-control rules (connect); null = everyone may connect. */
   accessControl?: AccessControl | null;
+  /**
+   * Whether one more PWORD check may run now (the daemon's rate limit: each costs a few ms
+   * of scrypt on the event loop the ring shares). False refuses with REJECT_AUTH. Default: always.
+   */
+  passwordCheckAllowed?: () => boolean;
 }
 
 export interface HandshakeEnvironment {
@@ -284,6 +289,9 @@ export class DaemonHandshake {
     const password = field(PWORD_FIELD_BYTES);
     this.consume(2 * PWORD_FIELD_BYTES);
     const table = this.policy.passwords ?? null;
+    if (this.policy.passwordCheckAllowed?.() === false) {
+      return this.reject(output, ErrorCode.REJECT_AUTH, 'too many PWORD attempts: try again later').outcome;
+    }
     if (table === null || user === '' || !checkPassword(table, user, password)) {
       return this.reject(output, ErrorCode.REJECT_AUTH, `auth method 'PWORD' failed for user '${user}'`).outcome;
     }

@@ -77,6 +77,8 @@ export interface DaemonNodeOptions {
   passwords?: PasswordTable | null;
   /** Who may connect, join, multicast (src/security/access-control.ts); null = everyone. */
   accessControl?: AccessControl | null;
+  /** The daemon's rate limit on PWORD checks (HandshakePolicy.passwordCheckAllowed). */
+  passwordCheckAllowed?: () => boolean;
   handshakeDeadlineMs?: number;
   /** TCP port, for the status snapshot. */
   port?: number;
@@ -194,6 +196,7 @@ export class DaemonNode {
       accessIp: options.accessIp ?? null,
       passwords: options.passwords ?? null,
       accessControl: options.accessControl ?? null,
+      passwordCheckAllowed: options.passwordCheckAllowed,
     };
     for (const daemon of this.config.daemons) this.positions.set(daemon.vid >>> 0, daemon.configIndex);
     this.groups = new GroupLayer({

@@ -35,6 +35,8 @@ const UNIX_BACKLOG = 128;
 /** How long a rejected connection may take to read its reject byte before it is destroyed. */
 const LINGER_MS = 2000;
 const STALL_CHECK_INTERVAL_MS = 250;
+/** A TLS client that has not finished its TLS handshake by then is dropped (Node's default is 120 s). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * Input bytes after which the effects are taken at once instead of at the end of the turn:
  * libuv reads up to 32 × 64 KiB per socket per turn, and backlog must be seen (and senders
@@ -119,7 +121,7 @@ export class DaemonServer {
       for (const host of secure.hosts) {
         const server = tls.createServer(
           // The daemon, not the TLS layer, refuses a missing certificate: with Spread's REJECT_AUTH.
-          { ...secure.secure, requestCert: secure.clientCertificates !== 'none', rejectUnauthorized: false },
+          { ...secure.secure, requestCert: secure.clientCertificates !== 'none', rejectUnauthorized: false, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
           (socket) => this.onConnection(socket, false, tlsPeerOf(socket, secure.clientCertificates === 'require')),
         );
         server.on('tlsClientError', (error) => this.options.logger.debug({ error: String(error) }, 'TLS handshake with a client failed'));

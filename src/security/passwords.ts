@@ -51,6 +51,23 @@ export function passwordLine(user: string, password: string, cost = SCRYPT_COST_
   return `${user}:scrypt:${cost}:${salt.toString('hex')}:${hash.toString('hex')}`;
 }
 
+/** PWORD checks a daemon runs per second at most (each is a few ms of scrypt on its event loop). */
+export const PASSWORD_CHECKS_PER_SECOND_MAX = 20;
+
+/** A token bucket: at most `perSecond` checks a second, bursts of as many. */
+export function passwordCheckLimiter(clock: () => number, perSecond = PASSWORD_CHECKS_PER_SECOND_MAX): () => boolean {
+  let tokens = perSecond;
+  let lastMs = clock();
+  return () => {
+    const now = clock();
+    tokens = Math.min(perSecond, tokens + ((now - lastMs) / 1000) * perSecond);
+    lastMs = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+}
+
 export function checkPassword(table: PasswordTable, user: string, password: string): boolean {
   const entry = table.get(user);
   if (entry === undefined) return false;
