@@ -21,6 +21,7 @@ import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import { DEFAULT_UNIX_SOCKET_DIR, SESSION_MESSAGES_MAX_DEFAULT } from '../protocol/constants.js';
 import { isLoopbackAddress } from '../config/address.js';
 import { createRingFromConfig, datagramBytesFor } from '../ring/from-config.js';
+import { DATAGRAM_BYTES_MIN } from '../ring/limits.js';
 import { RING_SEAL_OVERHEAD_BYTES, RingSealer } from '../security/ring-seal.js';
 import {
   SecurityReloader,
@@ -151,6 +152,9 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
       sealer = new RingSealer(loadRingKeys(files.ringKeys), me.vid, Date.now());
       // The sealed datagram must fit where the plain one would: the ring's packets shrink by the overhead.
       const sealedBytes = datagramBytesFor(config, receiveBufferBytes, linkMtuBytes);
+      if (sealedBytes - RING_SEAL_OVERHEAD_BYTES < DATAGRAM_BYTES_MIN) {
+        throw new Error(`DatagramBytes ${sealedBytes} is too small for a sealed ring: at least ${DATAGRAM_BYTES_MIN + RING_SEAL_OVERHEAD_BYTES} with RingKeyFile`);
+      }
       ringConfig = { ...config, params: { ...config.params, datagramBytes: sealedBytes - RING_SEAL_OVERHEAD_BYTES } };
       logger.info({ file: files.ringKeys, ...sealer.keyIds(), overheadBytes: RING_SEAL_OVERHEAD_BYTES }, 'ring datagrams sealed (AES-256-GCM)');
     }
