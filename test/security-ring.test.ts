@@ -8,6 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Session } from '../src/client/index.js';
+import { parseConfig } from '../src/config/parser.js';
+import { UdpRingLink } from '../src/daemon/udp.js';
+import { loadUdpBatching } from '../src/daemon/udp-native.js';
+import { parseRingKeys } from '../src/security/ring-keys.js';
+import { RING_SEAL_OVERHEAD_BYTES, RingSealer } from '../src/security/ring-seal.js';
 import type { DaemonStatusSnapshot } from '../src/daemon/status-types.js';
 import { freePort, SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from './helpers/daemon.js';
 import { ringKeyHex, writeRingKeys } from './helpers/security-files.js';
@@ -54,6 +59,48 @@ async function client(started: StartedRing, index: number, name: string): Promis
   sessions.push(session);
   return session;
 }
+
+describe('sealed UDP link', () => {
+  const built = loadUdpBatching({}).batching;
+  for (const batched of [true, false]) {
+    // The addon is optional (npm ci builds it where a compiler is): as in udp-batch.test.ts.
+    it.skipIf(batched && built === null)(`carries sealed data packets ${batched ? 'in GSO sends and GRO reads (native addon)' : 'one datagram per call'}, opened intact and in order`, async () => {
+      const addon = batched ? built : null;
+      const port = await freePort({ udp: ['127.0.0.1', '127.0.0.2'] });
+      const config = parseConfig(`Spread_Segment 127.0.0.255:${port} {\n a 127.0.0.1\n b 127.0.0.2\n}\n`, 'f');
+      const [a, b] = config.daemons;
+      const keys = parseRingKeys(`current 1 ${ringKeyHex()}`, 'k');
+      const sender = new UdpRingLink({ config, myVid: a.vid, batching: addon, sealer: new RingSealer(keys, a.vid) });
+      const receiverSealer = new RingSealer(keys, b.vid);
+      const receiver = new UdpRingLink({ config, myVid: b.vid, batching: addon, sealer: receiverSealer });
+      const got: Buffer[] = [];
+      receiver.onDatagram((bytes) => got.push(Buffer.from(bytes)));
+      await sender.start();
+      await receiver.start();
+      try {
+        // Ring-looking data packets of one length (one GSO run), the last one shorter.
+        const packets = Array.from({ length: 40 }, (_, index) => {
+          const packet = Buffer.alloc(index === 39 ? 700 : 1400, index);
+          packet.writeUInt32BE(a.vid >>> 0, 4);
+          return packet;
+        });
+        for (const bytes of packets) sender.send({ to: 'all', bytes });
+        sender.flush();
+        await until('every packet', async () => got.length >= packets.length, 10_000);
+        expect(got).toEqual(packets);
+        expect(sender.stats().bytesOut).toBe(packets.reduce((sum, packet) => sum + packet.length + RING_SEAL_OVERHEAD_BYTES, 0));
+        if (batched) {
+          expect(sender.stats().segmentedSends).toBeGreaterThan(0);
+          expect(receiver.stats().coalescedReads).toBeGreaterThan(0);
+        }
+        expect(receiverSealer.rejected()).toBe(0);
+      } finally {
+        await sender.close();
+        await receiver.close();
+      }
+    });
+  }
+});
 
 describe('sealed ring', () => {
   it('a daemon with the wrong key never joins and never disturbs the ring', async () => {
