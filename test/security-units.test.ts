@@ -10,7 +10,7 @@ import { decideAccess, parseAccessControl, type SessionPrincipal } from '../src/
 import { checkPassword, parsePasswords, passwordCheckLimiter, passwordLine } from '../src/security/passwords.js';
 import { REPLAY_WINDOW_COUNTERS, ReplayWindow } from '../src/security/replay-window.js';
 import { parseRingKeys } from '../src/security/ring-keys.js';
-import { RING_SEAL_OVERHEAD_BYTES, RingSealer, sealedLength, sealedSender } from '../src/security/ring-seal.js';
+import { FRESHNESS_MS, RING_SEAL_OVERHEAD_BYTES, RingSealer, sealedLength, sealedSender } from '../src/security/ring-seal.js';
 
 const hex = () => randomBytes(32).toString('hex');
 const A = 0x11111111;
@@ -80,8 +80,16 @@ describe('ring sealing', () => {
     expect(receiver.open(sealed, false).ok).toBe(true);
     receiver.setKeys(parseRingKeys(`current 2 ${keyB}`, 'k'));
     expect(receiver.keyIds()).toEqual({ sealing: 2, accepted: [2] });
-    const restarted = new RingSealer(parseRingKeys(`current 2 ${keyB}`, 'k'), A, Date.now() + 1000);
+    const restarted = new RingSealer(parseRingKeys(`current 2 ${keyB}`, 'k'), A, () => Date.now() + 1000);
     expect(receiver.open(restarted.seal(packetFrom(A), false), false).ok).toBe(true);
+  });
+
+  it('a first datagram from a sender must be fresh: old traffic replayed to a restarted daemon is refused', () => {
+    const old = new RingSealer(keys, A, () => Date.now() - FRESHNESS_MS - 60_000);
+    const stale = old.seal(packetFrom(A), false);
+    expect(new RingSealer(keys, B).open(stale, false)).toEqual({ ok: false, why: 'replay' });
+    const skewed = new RingSealer(keys, A, () => Date.now() - 5_000);
+    expect(new RingSealer(keys, B).open(skewed.seal(packetFrom(A), false), false).ok).toBe(true);
   });
 });
 

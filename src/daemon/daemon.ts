@@ -149,7 +149,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     const linkMtuBytes = interfaceMtuBytes(me.address);
     let ringConfig = config;
     if (files.ringKeys !== null) {
-      sealer = new RingSealer(loadRingKeys(files.ringKeys), me.vid, Date.now());
+      sealer = new RingSealer(loadRingKeys(files.ringKeys), me.vid);
       // The sealed datagram must fit where the plain one would: the ring's packets shrink by the overhead.
       const sealedBytes = datagramBytesFor(config, receiveBufferBytes, linkMtuBytes);
       if (sealedBytes - RING_SEAL_OVERHEAD_BYTES < DATAGRAM_BYTES_MIN) {

@@ -17,10 +17,13 @@
  * The 22-byte header (plus, for a unicast, the receiver's VID) is the associated data, so
  * every field of it is authenticated.
  *
- * Nonces never repeat under one key: the counter only grows within a run, and a restart
- * takes a fresh random prefix and a counter at the (later) clock. The receiver keeps one
- * replay window per sender over the counter (replay-window.ts), which survives the
- * sender's restarts because its counter keeps growing with the clock.
+ * Nonces never repeat under one key: the counter only grows within a run (it is the wall
+ * clock in µs, or one more than the last, whichever is larger), and a restart takes a fresh
+ * random prefix. The receiver keeps one replay window per sender over the counter
+ * (replay-window.ts), which survives the sender's restarts because its counter follows the
+ * clock. A sender it has no window for yet (it just started) must be fresh: a counter more
+ * than FRESHNESS_MS behind its own clock is a replay of old traffic, so hosts' clocks must
+ * agree within that.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { RingKeySet } from './ring-keys.js';
@@ -34,6 +37,8 @@ export const RING_SEAL_OVERHEAD_BYTES = SEAL_HEADER_BYTES + TAG_BYTES;
 const FLAG_TOKEN_PORT = 1;
 const FLAG_UNICAST = 2;
 const TWO_32 = 2 ** 32;
+/** How far behind this daemon's clock a sender's first datagram may be (clock skew between hosts). */
+export const FRESHNESS_MS = 10 * 60 * 1000;
 
 export type OpenRefusal = 'malformed' | 'unknown-key' | 'authentication' | 'replay' | 'sender-mismatch';
 
@@ -70,7 +75,8 @@ export class RingSealer {
   private keys: RingKeySet;
   private readonly myVid: number;
   private readonly prefix: number;
-  private counter: number;
+  private counter = 0;
+  private readonly clock: () => number;
   private readonly windows = new Map<number, ReplayWindow>();
   private readonly counters: SealStats = {
     sealed: 0,
@@ -82,11 +88,12 @@ export class RingSealer {
     rejectedSenderMismatch: 0,
   };
 
-  constructor(keys: RingKeySet, myVid: number, nowMs: number = Date.now()) {
+  /** `clock`: wall-clock milliseconds (the counter follows it; freshness is judged by it). */
+  constructor(keys: RingKeySet, myVid: number, clock: () => number = Date.now) {
     this.keys = keys;
     this.myVid = myVid >>> 0;
     this.prefix = randomBytes(4).readUInt32BE(0);
-    this.counter = Math.floor(nowMs * 1000);
+    this.clock = clock;
   }
 
   /** New keys from a reloaded key file: seal with its current key, accept all of its keys. */
@@ -104,7 +111,8 @@ export class RingSealer {
     if (length > 0xffff) throw new RangeError(`ring packet of ${packet.length} bytes is too long to seal`);
     const out = Buffer.allocUnsafe(length);
     const key = this.keys.sealing;
-    const counter = this.counter++;
+    const counter = Math.max(this.counter + 1, Math.floor(this.clock() * 1000));
+    this.counter = counter;
     out.writeUInt16BE(SEALED_MAGIC, 0);
     out[2] = (tokenPort ? FLAG_TOKEN_PORT : 0) | (to === null ? 0 : FLAG_UNICAST);
     out[3] = key.id;
@@ -141,7 +149,7 @@ export class RingSealer {
     const counter = readU32(sealed, 14) * TWO_32 + readU32(sealed, 18);
     let window = this.windows.get(sender);
     // Checked before the (costly) decryption, recorded only after it authenticates.
-    if (window !== undefined && !window.wouldAccept(counter)) return this.refuse('replay');
+    if (window !== undefined ? !window.wouldAccept(counter) : counter < (this.clock() - FRESHNESS_MS) * 1000) return this.refuse('replay');
     let packet: Buffer;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key.key, sealed.subarray(10, SEAL_HEADER_BYTES));
