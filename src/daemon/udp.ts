@@ -49,6 +49,12 @@
  * their own headers (packetLength). Without the addon each packet is one dgram send, and
  * `batching` says why.
  *
+ * Sealing (`sealer`, src/security/ring-seal.ts, with RingKeyFile): every packet is sealed
+ * just before it leaves (once for all its targets; a unicast to its receiver) and every
+ * datagram is opened just after the source check, GRO reads split by the sealed length.
+ * Anything not sealed under an accepted key, replayed or forged is dropped and counted
+ * (sealStats) and reported to `onRefused`; the ring sees only opened packets.
+ *
  * The clock is monotonic but wall-anchored (membership ids carry seconds).
  */
 import dgram from 'node:dgram';
