@@ -31,6 +31,7 @@ import {
   loadTlsContext,
   refusalLogger,
   securityFiles,
+  securityStatusOf,
 } from '../security/daemon-security.js';
 import type { SecurityStatus } from './status-types.js';
 import { passwordCheckLimiter } from '../security/passwords.js';
@@ -214,25 +215,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   });
   const reloader = new SecurityReloader(files, { sealer, setPasswords: (t) => node.setPasswords(t), setAccessControl: (c) => node.setAccessControl(c) }, logger);
   reloader.watch();
-  const securityStatus = (): SecurityStatus => {
-    const seal = link?.sealStats() ?? null;
-    return {
-      ringSealed: sealer !== null,
-      ringKeyIds: sealer?.keyIds() ?? null,
-      ringDatagramsRejected:
-        seal === null
-          ? {}
-          : {
-              unsealed: seal.rejectedUnsealed,
-              malformed: seal.rejectedMalformed,
-              'unknown-key': seal.rejectedUnknownKey,
-              authentication: seal.rejectedAuthentication,
-              replay: seal.rejectedReplay,
-              'sender-mismatch': seal.rejectedSenderMismatch,
-            },
-      ...node.refusals(),
-    };
-  };
+  const securityStatus = (): SecurityStatus => securityStatusOf(sealer, link?.sealStats() ?? null, node.refusals());
   const snapshot = () => ({ ...node.statusSnapshot(clock()), security: securityStatus() });
   let stopped = false;
   let stop: () => Promise<void> = async () => {};

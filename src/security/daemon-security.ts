@@ -12,7 +12,8 @@ import type { NodeLogger } from '../daemon/node.js';
 import { parseAccessControl, type AccessControl } from './access-control.js';
 import { parsePasswords, type PasswordTable } from './passwords.js';
 import { parseRingKeys, type RingKeySet } from './ring-keys.js';
-import { RingSealer } from './ring-seal.js';
+import { RingSealer, type SealStats } from './ring-seal.js';
+import type { SecurityStatus } from '../daemon/status-types.js';
 
 /** How often watched files are looked at (stat polling: works on every file system). */
 const WATCH_INTERVAL_MS = 1000;
@@ -147,5 +148,29 @@ export function refusalLogger(logger: NodeLogger, clock: () => number = Date.now
     lastAtMs = now;
     logger.warn({ refused: since, lastFrom }, 'ring datagrams refused (bad key, forged, replayed or unsealed); more in the metrics');
     since = {};
+  };
+}
+
+/** The security part of the daemon's status: seal counts (null: the ring is not sealed) and the node's refusals. */
+export function securityStatusOf(
+  sealer: RingSealer | null,
+  seal: (SealStats & { rejectedUnsealed: number }) | null,
+  refusals: { sessionsRejected: number; accessDenied: number },
+): SecurityStatus {
+  return {
+    ringSealed: sealer !== null,
+    ringKeyIds: sealer?.keyIds() ?? null,
+    ringDatagramsRejected:
+      seal === null
+        ? {}
+        : {
+            unsealed: seal.rejectedUnsealed,
+            malformed: seal.rejectedMalformed,
+            'unknown-key': seal.rejectedUnknownKey,
+            authentication: seal.rejectedAuthentication,
+            replay: seal.rejectedReplay,
+            'sender-mismatch': seal.rejectedSenderMismatch,
+          },
+    ...refusals,
   };
 }
