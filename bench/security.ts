@@ -1,11 +1,13 @@
 /**
  * What security costs (docs/security.md), plain and secured measured in the same run and
- * alternated run by run (the host is shared and noisy; medians and ratios are reported):
+ * alternated run by run (the host is shared and noisy; medians and ratios are reported,
+ * and the daemons' CPU per message, which noise moves less than msgs/s):
  *
  *   1. Ring sealing: three daemons on one host (d1 127.0.0.1, .2, .3), a `tspread flooder
  *      --wo` sender on d1 and `--ro` receivers on d2 and d3 (Unix sockets), 1000-byte AGREED
- *      messages; throughput is the slower receiver's msgs/s. The same ring without and with
- *      `RingKeyFile` (AES-256-GCM on every datagram, data, token and membership).
+ *      messages; throughput is the slower receiver's msgs/s. Two such rings run side by
+ *      side, one without and one with `RingKeyFile` (AES-256-GCM on every datagram, data,
+ *      token and membership); the floods alternate between them.
  *   2. TLS client links: one daemon, a sender and a receiver session in this process,
  *      1000-byte AGREED messages over plain TCP and over TLS (TLS 1.3, the daemon's certificate
  *      checked); throughput is the receiver's msgs/s.
@@ -48,22 +50,21 @@ const benchDaemon = (daemon: StartedDaemon, index: number): BenchDaemon => ({
   pid: daemon.process.pid!,
 });
 
-/** One flood run on a fresh ring (sealed or not): msgs/s of the slower receiver, and the datagram size. */
-async function ringRun(sealed: boolean, keyFile: string, run: number): Promise<{ rate: number; datagram: number; cpuUs: number }> {
+/** Both rings stay up for the whole run (idle, a ring only rotates its token now and then); runs alternate between them. */
+async function startBenchRing(sealed: boolean, keyFile: string): Promise<{ ring: StartedRing; daemons: BenchDaemon[]; datagram: number }> {
   const ring = await startRing({ count: 3, extraLines: benchRingLines(sealed ? [`RingKeyFile = "${keyFile}"`] : []) });
   running.add(ring);
-  try {
-    const daemons = ring.daemons.map(benchDaemon);
-    await untilRingFormed(daemons);
-    const [d1, ...receivers] = daemons;
-    const result = await floodRun({ senders: [d1], receivers, daemons, service: 'agreed', bytes, messages: ringMessages, tag: String(run) });
-    // CPU of the three daemons per message: steadier than msgs/s on a shared host.
-    const cpuUs = result.cpu.reduce((sum, value) => sum + value, 0);
-    return { rate: Math.round(result.rate), datagram: datagramBytesLogged('d1', ring.daemons[0].output()), cpuUs };
-  } finally {
-    await ring.stop();
-    running.delete(ring);
-  }
+  const daemons = ring.daemons.map(benchDaemon);
+  await untilRingFormed(daemons);
+  return { ring, daemons, datagram: datagramBytesLogged('d1', ring.daemons[0].output()) };
+}
+
+/** One flood run: msgs/s of the slower receiver, and the three daemons' CPU per message. */
+async function ringRun(daemons: BenchDaemon[], tag: string): Promise<{ rate: number; cpuUs: number }> {
+  const [d1, ...receivers] = daemons;
+  const result = await floodRun({ senders: [d1], receivers, daemons, service: 'agreed', bytes, messages: ringMessages, tag });
+  // CPU of the three daemons per message: steadier than msgs/s on a shared host.
+  return { rate: Math.round(result.rate), cpuUs: result.cpu.reduce((sum, value) => sum + value, 0) };
 }
 
 /** Sender and receiver sessions over one transport: the receiver's msgs/s for `linkMessages` messages. */
@@ -104,14 +105,21 @@ async function main(): Promise<void> {
       const plain: number[] = [];
       const sealed: number[] = [];
       const cpu = { plain: [] as number[], sealed: [] as number[] };
-      const datagrams = { plain: 0, sealed: 0 };
-      for (let run = 0; run < runs; run++) {
-        for (const variant of ['plain', 'sealed'] as const) {
-          const result = await ringRun(variant === 'sealed', keyFile, run);
-          (variant === 'sealed' ? sealed : plain).push(result.rate);
-          datagrams[variant] = result.datagram;
-          cpu[variant].push(result.cpuUs);
-          console.error(`ring ${variant} run ${run}: ${result.rate} msgs/s, daemons' CPU ${result.cpuUs.toFixed(1)} µs/msg (ring packets of ${result.datagram} B)`);
+      const rings = { plain: await startBenchRing(false, keyFile), sealed: await startBenchRing(true, keyFile) };
+      const datagrams = { plain: rings.plain.datagram, sealed: rings.sealed.datagram };
+      try {
+        for (let run = 0; run < runs; run++) {
+          for (const variant of ['plain', 'sealed'] as const) {
+            const result = await ringRun(rings[variant].daemons, `${variant[0]}${run}`);
+            (variant === 'sealed' ? sealed : plain).push(result.rate);
+            cpu[variant].push(result.cpuUs);
+            console.error(`ring ${variant} run ${run}: ${result.rate} msgs/s, daemons' CPU ${result.cpuUs.toFixed(1)} µs/msg (ring packets of ${datagrams[variant]} B)`);
+          }
+        }
+      } finally {
+        for (const { ring } of Object.values(rings)) {
+          await ring.stop();
+          running.delete(ring);
         }
       }
       lines.push(

@@ -4,6 +4,7 @@
  * configuration's security parameters.
  */
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/parser.js';
 import { decideAccess, parseAccessControl, type SessionPrincipal } from '../src/security/access-control.js';
@@ -106,6 +107,31 @@ describe('replay window', () => {
     expect(window.accept(1_000_000 + 3 * REPLAY_WINDOW_COUNTERS)).toBe(true);
     expect(window.accept(1_000_005)).toBe(false);
     expect(window.wouldAccept(1_000_000 + 3 * REPLAY_WINDOW_COUNTERS - 1)).toBe(true);
+  });
+});
+
+describe('replay window against a model', () => {
+  it('accepts exactly the counters not seen before and not older than the window', () => {
+    const W = REPLAY_WINDOW_COUNTERS;
+    const step = fc.oneof(fc.integer({ min: -40, max: 200 }), fc.integer({ min: -W - 50, max: 2 * W }), fc.constant(0));
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 300 }), (steps) => {
+        const window = new ReplayWindow();
+        const seen = new Set<number>();
+        let highest = -1;
+        let counter = 5 * W;
+        for (const delta of steps) {
+          counter = Math.max(0, counter + delta);
+          const expected = !seen.has(counter) && (highest < 0 || counter > highest - W);
+          expect(window.accept(counter)).toBe(expected);
+          if (expected) {
+            seen.add(counter);
+            highest = Math.max(highest, counter);
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });
 
