@@ -177,6 +177,11 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   keepRingTime();
   const params = config.params;
   const usesIp = params.allowedAuthMethods.includes('IP') || params.requiredAuthMethods.includes('IP');
+  const uses = (method: string) => params.allowedAuthMethods.includes(method) || params.requiredAuthMethods.includes(method);
+  if (uses('PWORD') && files.passwords === null) logger.warn({}, 'PWORD is enabled but no PasswordFile is set: PWORD refuses everyone');
+  if (uses('CERT') && params.security.tlsClientCertificates === 'none') {
+    logger.warn({}, 'CERT is enabled but TlsClientCertificates is none: no session has a certificate, CERT refuses everyone');
+  }
   const node = new DaemonNode({
     config,
     me,
