@@ -222,6 +222,10 @@ describe('parser: parameters and defaults', () => {
       excludeSegAddrsFromHash: false,
       ignoreMulticastJoinErrors: false,
       timeouts: LAN_TIMEOUTS,
+      security: {
+        ringKeyFile: null, tlsPort: null, tlsCertificateFile: null, tlsKeyFile: null, tlsCaFile: null,
+        tlsClientCertificates: 'none', requireTls: false, passwordFile: null, accessControlFile: null,
+      },
     });
     expect(LAN_TIMEOUTS).toEqual({
       tokenMs: 400, hurryMs: 120, aliveMs: 250, joinMs: 50, repMs: 625, segMs: 500, gatherMs: 200, formMs: 200, lookupMs: 1000,

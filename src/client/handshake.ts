@@ -13,6 +13,23 @@ export interface HandshakeRequest {
   membership: boolean;
   priority: number;
   authMethods: readonly string[];
+  /** Credentials for the PWORD method (sent right after the auth choice when it is requested). */
+  password?: { user: string; password: string };
+}
+
+/** PWORD credentials on the wire: 32 bytes of user name, 32 of password, NUL-padded (docs/security.md). */
+const PWORD_FIELD_BYTES = 32;
+
+function encodePassword(user: string, password: string): Buffer {
+  const out = Buffer.alloc(2 * PWORD_FIELD_BYTES);
+  const userBytes = Buffer.from(user, 'utf8');
+  const passwordBytes = Buffer.from(password, 'utf8');
+  if (userBytes.length >= PWORD_FIELD_BYTES || passwordBytes.length >= PWORD_FIELD_BYTES) {
+    throw spreadError(ErrorCode.REJECT_AUTH, `PWORD user name and password must each be under ${PWORD_FIELD_BYTES} bytes`);
+  }
+  userBytes.copy(out, 0);
+  passwordBytes.copy(out, PWORD_FIELD_BYTES);
+  return out;
 }
 
 /** What the daemon granted. */
@@ -109,7 +126,12 @@ export async function runHandshake(
     if (missing !== undefined) {
       throw spreadError(ErrorCode.REJECT_AUTH, `daemon does not offer auth method ${missing} (offers: ${offered.join(' ') || 'none'})`);
     }
-    socket.write(encodeAuthChoice(request.authMethods));
+    if (request.authMethods.includes('PWORD')) {
+      if (request.password === undefined) throw spreadError(ErrorCode.REJECT_AUTH, 'PWORD requested without a user name and password');
+      socket.write(Buffer.concat([encodeAuthChoice(request.authMethods), encodePassword(request.password.user, request.password.password)]));
+    } else {
+      socket.write(encodeAuthChoice(request.authMethods));
+    }
     // §2.6: one result byte (a lone negative byte is a reject), then versions, then the name.
     const result = signed((await reader.read(1))[0]);
     if (result !== ErrorCode.ACCEPT_SESSION) {

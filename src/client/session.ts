@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import {
   DAEMON_NAME_LENGTH_MAX,
   ErrorCode,
@@ -59,6 +60,15 @@ export interface ConnectOptions {
   unixSocketDir?: string;
   /** Auth methods to request, at most 2 without client-side exchange (default ['NULL']). */
   authMethods?: string[];
+  /** User name and password for the PWORD method (tspread daemons; docs/security.md). Adds PWORD to authMethods. */
+  password?: { user: string; password: string };
+  /**
+   * Connect over TLS (a tspread daemon's TlsPort; "<TlsPort>@host"). `ca`: the CA that signed
+   * the daemon's certificate; `cert`/`key`: this client's certificate, whose subject CN the
+   * daemon takes as the client's identity. The daemon's name is checked against `servername`
+   * (default: the host).
+   */
+  tls?: Pick<tls.ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername' | 'rejectUnauthorized' | 'minVersion'>;
   /** Received messages held for a slow consumer before the socket is paused (default 1024). */
   queueMax?: number;
 }
@@ -356,9 +366,15 @@ export class Session extends EventEmitter<SessionEvents> implements AsyncIterabl
   }
 }
 
-function socketFor(address: DaemonAddress): net.Socket {
-  if (address.kind === 'unix') return net.connect({ path: address.path });
-  const socket = net.connect({ host: address.host, port: address.port });
+function socketFor(address: DaemonAddress, tlsOptions: ConnectOptions['tls']): net.Socket {
+  if (address.kind === 'unix') {
+    if (tlsOptions !== undefined) throw spreadError(ErrorCode.ILLEGAL_SPREAD, 'TLS needs a TCP daemon name ("<TlsPort>@host")');
+    return net.connect({ path: address.path });
+  }
+  const socket =
+    tlsOptions === undefined
+      ? net.connect({ host: address.host, port: address.port })
+      : tls.connect({ servername: net.isIP(address.host) === 0 ? address.host : undefined, ...tlsOptions, host: address.host, port: address.port });
   socket.setNoDelay(true);
   socket.setKeepAlive(true);
   return socket;
@@ -371,6 +387,12 @@ function connectFailure(address: DaemonAddress, error: NodeJS.ErrnoException): S
   return spreadError(code, `could not connect to ${where}: ${error.message}`, error);
 }
 
+/** The methods to request: as given (default NULL), with PWORD when a password is given. */
+function authMethodsOf(options: ConnectOptions): string[] {
+  const methods = options.authMethods ?? (options.password === undefined ? ['NULL'] : []);
+  return options.password === undefined || methods.includes('PWORD') ? methods : [...methods, 'PWORD'];
+}
+
 /** Connects to a daemon and runs the handshake; rejects with a SpreadError subclass. */
 export async function connect(nameOrOptions: string | ConnectOptions = {}): Promise<Session> {
   const options: ConnectOptions = typeof nameOrOptions === 'string' ? { daemon: nameOrOptions } : nameOrOptions;
@@ -379,7 +401,7 @@ export async function connect(nameOrOptions: string | ConnectOptions = {}): Prom
   const queueMax = options.queueMax ?? QUEUE_MAX_DEFAULT;
   if (!Number.isInteger(queueMax) || queueMax < 1) throw new RangeError(`queueMax ${queueMax} must be a positive integer`);
   const address = parseSpreadName(options.daemon ?? '', options.unixSocketDir);
-  const socket = socketFor(address);
+  const socket = socketFor(address, options.tls);
   let timer: NodeJS.Timeout | undefined;
   let failHandshake: ((error: Error) => void) | undefined;
   const timedOut = new Promise<never>((_, reject) => {
@@ -395,7 +417,8 @@ export async function connect(nameOrOptions: string | ConnectOptions = {}): Prom
   try {
     await Promise.race([
       new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
+        // A TLS link is usable once its handshake is done (the daemon's certificate checked).
+        socket.once(options.tls === undefined ? 'connect' : 'secureConnect', resolve);
         socket.once('error', (error) => reject(connectFailure(address, error)));
       }),
       timedOut,
@@ -407,7 +430,8 @@ export async function connect(nameOrOptions: string | ConnectOptions = {}): Prom
         privateName: (options.privateName ?? '').slice(0, PRIVATE_NAME_LENGTH_MAX),
         membership: options.membership ?? true,
         priority: options.priority ?? 0,
-        authMethods: options.authMethods ?? ['NULL'],
+        authMethods: authMethodsOf(options),
+        password: options.password,
       },
       (fail) => (failHandshake = fail),
     );

@@ -11,6 +11,12 @@ export const TIMEOUT_KEYWORDS = [
 /** tspread's own parameters; see the extension block at the top of parser.ts. */
 export const TSPREAD_PARAMETER_KEYWORDS = ['MaxSessionBytes', 'MaxMessageBytes', 'DatagramBytes'] as const;
 
+/** tspread's security parameters (docs/security.md); see the extension block at the top of parser.ts. */
+export const SECURITY_PARAMETER_KEYWORDS = [
+  'RingKeyFile', 'TlsPort', 'TlsCertificateFile', 'TlsKeyFile', 'TlsCaFile', 'TlsClientCertificates',
+  'RequireTls', 'PasswordFile', 'AccessControlFile',
+] as const;
+
 export const PARAMETER_KEYWORDS = [
   'DebugFlags', 'EventPriority', 'EventLogFile', 'EventTimeStamp', 'EventPreciseTimeStamp',
   'DangerousMonitor', 'SocketPortReuse', 'RuntimeDir', 'DaemonUser', 'DaemonGroup',
@@ -19,6 +25,7 @@ export const PARAMETER_KEYWORDS = [
   'WideAreaNetwork', 'ExcludeSegAddrsFromHash', 'IgnoreMulticastJoinErrors',
   ...TIMEOUT_KEYWORDS,
   ...TSPREAD_PARAMETER_KEYWORDS,
+  ...SECURITY_PARAMETER_KEYWORDS,
 ] as const;
 
 /** In Spread's own display order; `ALL` and `NONE` are shorthands, not flags. */

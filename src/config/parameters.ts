@@ -4,7 +4,7 @@
  * or none, window ordering, LAN/WAN defaults) run once in `finish`, when the segment count
  * is known.
  */
-import type { MembershipTimeouts, SpreadConfig } from './types.js';
+import type { MembershipTimeouts, SecuritySettings, SpreadConfig } from './types.js';
 import type { SourcePosition } from './errors.js';
 import type { Token } from './lexer.js';
 import { describe, type TokenCursor } from './cursor.js';
@@ -23,7 +23,8 @@ export const DEFAULT_EVENT_TIME_STAMP = '%m/%d/%y %H:%M:%S';
 export const SPREAD_DEFAULT_RUNTIME_DIR = '/var/run/spread';
 export const SPREAD_DEFAULT_DAEMON_USER = 'spread';
 export const SPREAD_DEFAULT_DAEMON_GROUP = 'spread';
-export const KNOWN_AUTH_METHODS: readonly string[] = ['NULL', 'IP'];
+/** Spread's NULL and IP, the PWORD password method and CERT (a verified TLS client certificate). */
+export const KNOWN_AUTH_METHODS: readonly string[] = ['NULL', 'IP', 'PWORD', 'CERT'];
 export const MAX_MESSAGE_BYTES_SPREAD = MESSAGE_BYTES_MAX;
 export const MIN_DATAGRAM_BYTES = 256;
 /** Largest UDP payload over IPv4. */
@@ -82,6 +83,21 @@ export function baseParams(): Params {
     excludeSegAddrsFromHash: false,
     ignoreMulticastJoinErrors: false,
     timeouts: { ...LAN_TIMEOUTS },
+    security: defaultSecuritySettings(),
+  };
+}
+
+export function defaultSecuritySettings(): SecuritySettings {
+  return {
+    ringKeyFile: null,
+    tlsPort: null,
+    tlsCertificateFile: null,
+    tlsKeyFile: null,
+    tlsCaFile: null,
+    tlsClientCertificates: 'none',
+    requireTls: false,
+    passwordFile: null,
+    accessControlFile: null,
   };
 }
 
@@ -158,6 +174,22 @@ export class ParameterReader {
       case 'WideAreaNetwork': this.wideAreaNetwork = this.bool(keyword); return;
       case 'ExcludeSegAddrsFromHash': p.excludeSegAddrsFromHash = this.bool(keyword); return;
       case 'IgnoreMulticastJoinErrors': p.ignoreMulticastJoinErrors = this.bool(keyword); return;
+      case 'RingKeyFile': p.security.ringKeyFile = this.stringValue(keyword); return;
+      case 'TlsPort': p.security.tlsPort = this.positive(keyword); return;
+      case 'TlsCertificateFile': p.security.tlsCertificateFile = this.stringValue(keyword); return;
+      case 'TlsKeyFile': p.security.tlsKeyFile = this.stringValue(keyword); return;
+      case 'TlsCaFile': p.security.tlsCaFile = this.stringValue(keyword); return;
+      case 'TlsClientCertificates': {
+        const mode = this.stringToken(keyword);
+        if (mode.text !== 'none' && mode.text !== 'request' && mode.text !== 'require') {
+          this.cursor.failAt(mode, `expected none, request or require for TlsClientCertificates, found ${describe(mode)}`);
+        }
+        p.security.tlsClientCertificates = mode.text;
+        return;
+      }
+      case 'RequireTls': p.security.requireTls = this.bool(keyword); return;
+      case 'PasswordFile': p.security.passwordFile = this.stringValue(keyword); return;
+      case 'AccessControlFile': p.security.accessControlFile = this.stringValue(keyword); return;
       default: this.cursor.failAt(keyword, `internal: no reader for parameter ${keyword.text}`);
     }
   }
@@ -180,11 +212,24 @@ export class ParameterReader {
     if (p.datagramBytes !== null && (p.datagramBytes < MIN_DATAGRAM_BYTES || p.datagramBytes > MAX_DATAGRAM_BYTES)) {
       this.failAtSetting(['DatagramBytes'], `DatagramBytes must be ${MIN_DATAGRAM_BYTES}..${MAX_DATAGRAM_BYTES}, not ${p.datagramBytes}`);
     }
+    this.checkSecurity(p.security);
     if (p.maxMessageBytes < MAX_MESSAGE_BYTES_SPREAD) {
       this.warnings.push(`${this.where('MaxMessageBytes')}MaxMessageBytes ${p.maxMessageBytes} is below ${MAX_MESSAGE_BYTES_SPREAD}: Spread clients may send messages tspread will refuse`);
     }
     warnings.push(...this.warnings.map((warning) => (warning.startsWith(source) ? warning : `${source}: ${warning}`)));
     return p;
+  }
+
+  /** TLS needs a certificate and key; client certificates need a CA; RequireTls needs TLS. */
+  private checkSecurity(security: SecuritySettings): void {
+    if (security.tlsPort !== null && security.tlsPort > 65534) this.failAtSetting(['TlsPort'], `TlsPort must be 1..65534, not ${security.tlsPort}`);
+    if (security.tlsPort !== null && (security.tlsCertificateFile === null || security.tlsKeyFile === null)) {
+      this.failAtSetting(['TlsPort'], 'TlsPort needs TlsCertificateFile and TlsKeyFile');
+    }
+    if (security.tlsClientCertificates !== 'none' && security.tlsCaFile === null) {
+      this.failAtSetting(['TlsClientCertificates'], 'TlsClientCertificates needs TlsCaFile (the CA client certificates chain to)');
+    }
+    if (security.requireTls && security.tlsPort === null) this.failAtSetting(['RequireTls'], 'RequireTls needs TlsPort');
   }
 
   private resolveTimeouts(wideAreaNetwork: boolean): MembershipTimeouts {

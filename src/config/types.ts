@@ -44,6 +44,26 @@ export interface MembershipTimeouts {
   lookupMs: number;
 }
 
+/** tspread's security settings (docs/security.md); every file path as written in spread.conf. */
+export interface SecuritySettings {
+  /** Key file of the sealed ring (src/security/ring-keys.ts); null = ring datagrams in the clear. */
+  ringKeyFile: string | null;
+  /** TCP port of the TLS client listener; null = no TLS listener. */
+  tlsPort: number | null;
+  tlsCertificateFile: string | null;
+  tlsKeyFile: string | null;
+  /** CA that client certificates must chain to. */
+  tlsCaFile: string | null;
+  /** 'request': a client may present a certificate; 'require': TLS clients must. */
+  tlsClientCertificates: 'none' | 'request' | 'require';
+  /** Only TLS (and the Unix socket) for clients: no plain TCP listener. */
+  requireTls: boolean;
+  /** Users and password hashes for the PWORD method (src/security/passwords.ts). */
+  passwordFile: string | null;
+  /** Who may connect, join and multicast (src/security/access-control.ts); null = everyone. */
+  accessControlFile: string | null;
+}
+
 export interface SpreadConfig {
   /** File the configuration came from, or '<default>'. */
   source: string;
@@ -84,5 +104,7 @@ export interface SpreadConfig {
     excludeSegAddrsFromHash: boolean;
     ignoreMulticastJoinErrors: boolean;
     timeouts: MembershipTimeouts;
+    /** tspread extension: ring sealing, TLS, passwords, access control. */
+    security: SecuritySettings;
   };
 }

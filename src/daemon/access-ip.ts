@@ -17,7 +17,15 @@
 /** Where a session came from. */
 export type PeerAddress =
   | { kind: 'unix' }
-  | { kind: 'tcp'; address: string };
+  | { kind: 'tcp'; address: string; tls?: TlsPeer };
+
+/** A session that came over the TLS listener. */
+export interface TlsPeer {
+  /** Subject CN of its client certificate, verified against the CA; null when none. */
+  certificate: string | null;
+  /** TlsClientCertificates = require: the handshake runs CERT whatever the client asked. */
+  certificateRequired?: boolean;
+}
 
 export interface AccessIpRules {
   allowUnix: boolean;
@@ -80,7 +88,7 @@ export function parseAccessIp(text: string): AccessIpRules {
 }
 
 /** IPv4 address of a peer as an unsigned number, or null (IPv6, Unix, unparsable). */
-function peerIpv4(peer: PeerAddress): number | null {
+export function peerIpv4(peer: PeerAddress): number | null {
   if (peer.kind !== 'tcp') return null;
   const mapped = /^::ffff:([0-9.]+)$/i.exec(peer.address);
   return parseIpv4Number(mapped ? mapped[1] : peer.address);

@@ -19,7 +19,22 @@ import { join } from 'node:path';
 import { chooseIdentity, loadConfig, localAddresses } from '../config/load.js';
 import type { DaemonSpec, SpreadConfig } from '../config/types.js';
 import { DEFAULT_UNIX_SOCKET_DIR, SESSION_MESSAGES_MAX_DEFAULT } from '../protocol/constants.js';
-import { createRingFromConfig } from '../ring/from-config.js';
+import { isLoopbackAddress } from '../config/address.js';
+import { createRingFromConfig, datagramBytesFor } from '../ring/from-config.js';
+import { DATAGRAM_BYTES_MIN } from '../ring/limits.js';
+import { RING_SEAL_OVERHEAD_BYTES, RingSealer } from '../security/ring-seal.js';
+import {
+  SecurityReloader,
+  loadAccessControl,
+  loadPasswords,
+  loadRingKeys,
+  loadTlsContext,
+  refusalLogger,
+  securityFiles,
+  securityStatusOf,
+} from '../security/daemon-security.js';
+import type { SecurityStatus } from './status-types.js';
+import { passwordCheckLimiter } from '../security/passwords.js';
 import { SoloRing } from '../ring/solo.js';
 import type { Ring } from '../ring/types.js';
 import { ACCESS_IP_FILES, parseAccessIp, type AccessIpRules } from './access-ip.js';
@@ -81,6 +96,12 @@ export interface RunningDaemon {
   management: ManagementServer | null;
   /** The monitor-protocol endpoint (null with `monitor: false`). */
   monitor: MonitorEndpoint | null;
+  /** TLS client port (null without TlsPort). */
+  tlsPort: number | null;
+  /** Re-reads ring keys, password and access-control files (the CLI calls it on SIGHUP). */
+  reloadSecurity(why?: string): void;
+  /** What the security layers refused so far (also in /metrics). */
+  securityStatus(): SecurityStatus;
   stop(): Promise<void>;
 }
 
@@ -97,10 +118,15 @@ export function loadAccessIp(logger: NodeLogger): AccessIpRules | null {
   return null;
 }
 
-/** Client bind addresses (§1.2): every `C` (or letterless) interface, else the wildcard. */
+/**
+ * Client bind addresses (§1.2): every `C` (or letterless) interface, else the wildcard —
+ * except for a ring of one on a loopback address (the default configuration): it listens on
+ * that address only, so nothing off the host reaches it unasked. (Spread listens everywhere.)
+ */
 export function clientBindAddresses(config: SpreadConfig, me: DaemonSpec): string[] {
   const explicit = me.interfaces.filter((entry) => entry.kinds.includes('C')).map((entry) => entry.address);
   if (explicit.length > 0) return [...new Set(explicit)];
+  if (config.daemons.length === 1 && isLoopbackAddress(me.address)) return [me.address];
   return [config.params.activeIpVersion === 'IPv6' ? '::' : '0.0.0.0'];
 }
 
@@ -114,19 +140,34 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   const nowMs = clock();
   const stateDir = options.stateDir === undefined ? (config.params.runtimeDir ?? tmpdir()) : options.stateDir;
   const identity = stateDir === null ? unkeptRingIdentity(Math.random) : openRingIdentity(ringIdentityPath(stateDir, me.name, port), logger);
+  const files = securityFiles(config);
   let ring: Ring;
   let link: UdpRingLink | null = null;
+  let sealer: RingSealer | null = null;
   if (options.createRing) ring = options.createRing(config, me, nowMs);
   else if (config.daemons.length > 1) {
     const receiveBufferBytes = receiveBufferBytesGranted();
     const linkMtuBytes = interfaceMtuBytes(me.address);
-    ring = createRingFromConfig(config, me, nowMs, { receiveBufferBytes, linkMtuBytes }, identity);
+    let ringConfig = config;
+    if (files.ringKeys !== null) {
+      sealer = new RingSealer(loadRingKeys(files.ringKeys), me.vid);
+      // The sealed datagram must fit where the plain one would: the ring's packets shrink by the overhead.
+      const sealedBytes = datagramBytesFor(config, receiveBufferBytes, linkMtuBytes);
+      if (sealedBytes - RING_SEAL_OVERHEAD_BYTES < DATAGRAM_BYTES_MIN) {
+        throw new Error(`DatagramBytes ${sealedBytes} is too small for a sealed ring: at least ${DATAGRAM_BYTES_MIN + RING_SEAL_OVERHEAD_BYTES} with RingKeyFile`);
+      }
+      ringConfig = { ...config, params: { ...config.params, datagramBytes: sealedBytes - RING_SEAL_OVERHEAD_BYTES } };
+      logger.info({ file: files.ringKeys, ...sealer.keyIds(), overheadBytes: RING_SEAL_OVERHEAD_BYTES }, 'ring datagrams sealed (AES-256-GCM)');
+    }
+    ring = createRingFromConfig(ringConfig, me, nowMs, { receiveBufferBytes, linkMtuBytes }, identity);
     logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes, linkMtuBytes }, 'ring datagram size');
     link = new UdpRingLink({
       config,
       myVid: me.vid,
       clock,
       onBatchingOff: (reason) => logger.warn({ reason }, 'ring UDP batching stopped: one datagram per send from now on'),
+      sealer,
+      onRefused: refusalLogger(logger),
     });
   } else {
     ring = new SoloRing(me.vid, nowMs, identity.ringTimeFloor);
@@ -136,6 +177,11 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   keepRingTime();
   const params = config.params;
   const usesIp = params.allowedAuthMethods.includes('IP') || params.requiredAuthMethods.includes('IP');
+  const uses = (method: string) => params.allowedAuthMethods.includes(method) || params.requiredAuthMethods.includes(method);
+  if (uses('PWORD') && files.passwords === null) logger.warn({}, 'PWORD is enabled but no PasswordFile is set: PWORD refuses everyone');
+  if (uses('CERT') && params.security.tlsClientCertificates === 'none') {
+    logger.warn({}, 'CERT is enabled but TlsClientCertificates is none: no session has a certificate, CERT refuses everyone');
+  }
   const node = new DaemonNode({
     config,
     me,
@@ -143,16 +189,26 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     nowMs,
     random: Math.random,
     accessIp: usesIp ? loadAccessIp(logger) : null,
+    passwords: files.passwords === null ? null : loadPasswords(files.passwords),
+    passwordCheckAllowed: passwordCheckLimiter(clock),
+    accessControl: files.accessControl === null ? null : loadAccessControl(files.accessControl),
     handshakeDeadlineMs: options.handshakeDeadlineMs,
     port,
     logger,
   });
   const unixDir = options.unixDir === undefined ? DEFAULT_UNIX_SOCKET_DIR : options.unixDir;
   const unixPath = unixDir === null ? null : join(unixDir, String(port));
+  const security = params.security;
+  const clientHosts = clientBindAddresses(config, me);
   const server = new DaemonServer({
     node,
     port,
-    tcpHosts: clientBindAddresses(config, me),
+    // RequireTls: no plain TCP listener (the Unix socket, on this host only, stays).
+    tcpHosts: security.requireTls ? [] : clientHosts,
+    tls:
+      security.tlsPort === null
+        ? undefined
+        : { hosts: clientHosts, port: security.tlsPort, secure: loadTlsContext(files), clientCertificates: security.tlsClientCertificates },
     unixPath,
     maxSessionMessages: params.maxSessionMessages ?? SESSION_MESSAGES_MAX_DEFAULT,
     maxSessionBytes: params.maxSessionBytes ?? SESSION_BYTES_MAX_DEFAULT,
@@ -162,6 +218,10 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     now: clock,
     beforeEffects: keepRingTime,
   });
+  const reloader = new SecurityReloader(files, { sealer, setPasswords: (t) => node.setPasswords(t), setAccessControl: (c) => node.setAccessControl(c) }, logger);
+  reloader.watch();
+  const securityStatus = (): SecurityStatus => securityStatusOf(sealer, link?.sealStats() ?? null, node.refusals());
+  const snapshot = () => ({ ...node.statusSnapshot(clock()), security: securityStatus() });
   let stopped = false;
   let stop: () => Promise<void> = async () => {};
   let monitor: MonitorEndpoint | null = null;
@@ -169,7 +229,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   if (options.monitor !== false) {
     monitor = new MonitorEndpoint({
       config: () => config,
-      snapshot: () => node.statusSnapshot(clock()),
+      snapshot,
       me,
       logger,
       onPartition: (partition) => applyPartition(partition),
@@ -229,6 +289,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   try {
     await server.start();
   } catch (error) {
+    reloader.close();
     closeMonitor();
     await link?.close();
     throw error;
@@ -238,10 +299,11 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     try {
       management = await startManagementServer({
         ...options.http,
-        snapshot: () => node.statusSnapshot(clock()),
+        snapshot,
         title: `tspread ${me.name}`,
       });
     } catch (error) {
+      reloader.close();
       closeMonitor();
       await server.stop();
       await link?.close();
@@ -250,7 +312,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     logger.info({ url: management.url }, 'status, metrics and dashboard served');
   }
   logger.info(
-    { daemon: me.name, vid: me.vid, port, unixPath, config: config.source, hash: config.hash, daemons: config.daemons.length },
+    { daemon: me.name, vid: me.vid, port, tlsPort: server.tlsPort(), unixPath, config: config.source, hash: config.hash, daemons: config.daemons.length },
     'daemon ready',
   );
   const diagnostics = watchDiagnostics(ring, config, logger);
@@ -258,12 +320,25 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     if (stopped) return;
     stopped = true;
     clearInterval(diagnostics);
+    reloader.close();
     closeMonitor();
     await management?.close();
     await server.stop();
     await link?.close();
   };
-  return { node, server, link, port, unixPath, management, monitor, stop: () => stop() };
+  return {
+    node,
+    server,
+    link,
+    port,
+    unixPath,
+    management,
+    monitor,
+    tlsPort: server.tlsPort(),
+    reloadSecurity: (why = 'reload requested') => reloader.reload(why),
+    securityStatus,
+    stop: () => stop(),
+  };
 }
 
 /** The ring identity file; when it cannot be used, a warning and nothing kept (ring ids then rest on the clock). */

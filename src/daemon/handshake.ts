@@ -16,6 +16,14 @@
  *     name yet → silent close; part of the name → REJECT_ILLEGAL_NAME; part (or none) of
  *     the auth choice → REJECT_AUTH.
  *   - `unix` in spread.access_ip admits Unix-domain sessions (see access-ip.ts).
+ *
+ * tspread's methods beyond Spread's (docs/security.md):
+ *   - PWORD: right after the auth choice the client sends a 32-byte user name and a
+ *     32-byte password, each NUL-padded; checked against the password file. A PWORD that
+ *     is required but was not requested is refused at once (the client sends nothing).
+ *   - CERT: passes when the session came over TLS with a verified client certificate.
+ * After the methods, the access-control file's `connect` rules run (Spread's
+ * open_connection check); a refusal is REJECT_AUTH.
  */
 import {
   AUTH_CHOICE_BYTES,
@@ -26,7 +34,9 @@ import {
 } from '../protocol/constants.js';
 import { encodeAccept, encodeAuthList, parseAuthChoice, signedByte as signed } from '../protocol/handshake.js';
 import { formatPrivateGroup, isLegalNameByte } from '../protocol/names.js';
-import { accessIpAllows, type AccessIpRules, type PeerAddress } from './access-ip.js';
+import { accessIpAllows, peerIpv4, type AccessIpRules, type PeerAddress } from './access-ip.js';
+import { decideAccess, type AccessControl, type SessionPrincipal } from '../security/access-control.js';
+import { checkPassword, PWORD_FIELD_BYTES, type PasswordTable } from '../security/passwords.js';
 
 /** Daemon settings the handshake needs. */
 export interface HandshakePolicy {
@@ -37,6 +47,15 @@ export interface HandshakePolicy {
   requiredAuthMethods: readonly string[];
   /** spread.access_ip rules; null = no file loaded (IP denies everyone). */
   accessIp: AccessIpRules | null;
+  /** PWORD users; null = no password file (PWORD denies everyone). Read at each check: a reload applies to the next handshake. */
+  passwords?: PasswordTable | null;
+  /** Access-control rules (connect); null = everyone may connect. */
+  accessControl?: AccessControl | null;
+  /**
+   * Whether one more PWORD check may run now (the daemon's rate limit: each costs a few ms
+   * of scrypt on the event loop the ring shares). False refuses with REJECT_AUTH. Default: always.
+   */
+  passwordCheckAllowed?: () => boolean;
 }
 
 export interface HandshakeEnvironment {
@@ -55,6 +74,8 @@ export interface AcceptedSession {
   priority: number;
   /** major*10000 + minor*100 + patch. */
   libraryVersion: number;
+  /** Who the session proved to be (for access control). */
+  principal: SessionPrincipal;
 }
 
 export type HandshakeOutcome =
@@ -70,7 +91,7 @@ export interface HandshakeStep {
   outcome: HandshakeOutcome;
 }
 
-type Phase = 'version' | 'flags' | 'name' | 'auth' | 'done';
+type Phase = 'version' | 'flags' | 'name' | 'auth' | 'password' | 'done';
 
 /** Bytes a client may send before the handshake ends; more is hostile (a message or two). */
 export const HANDSHAKE_BUFFER_BYTES_MAX = 256 * 1024;
@@ -102,6 +123,9 @@ export class DaemonHandshake {
   private membership = false;
   private priority = 0;
   private nameLength = 0;
+  /** Methods still to run once the PWORD credentials have arrived. */
+  private methodsToRun: string[] = [];
+  private user: string | null = null;
   /** Claimed private name, once it passed the checks (the session is then registered, §2.3 step 6). */
   name: string | null = null;
 
@@ -135,6 +159,7 @@ export class DaemonHandshake {
       return this.reject([], ErrorCode.REJECT_ILLEGAL_NAME, 'deadline passed with part of the name');
     }
     if (this.phase === 'auth') return this.reject([], ErrorCode.REJECT_AUTH, 'deadline passed before the auth choice');
+    if (this.phase === 'password') return this.reject([], ErrorCode.REJECT_AUTH, 'deadline passed before the PWORD credentials');
     return this.close('deadline passed before the connect request was complete');
   }
 
@@ -149,6 +174,8 @@ export class DaemonHandshake {
         return this.readName(output);
       case 'auth':
         return this.readAuthChoice(output);
+      case 'password':
+        return this.readPassword(output);
       case 'done':
         throw new Error('handshake: advance after the outcome');
     }
@@ -220,10 +247,10 @@ export class DaemonHandshake {
   private legacyAuthentication(output: Uint8Array[]): HandshakeOutcome {
     const allowed = this.policy.allowedAuthMethods;
     if (allowed.includes('IP')) {
-      if (accessIpAllows(this.policy.accessIp, this.peer)) return this.accept(output);
+      if (accessIpAllows(this.policy.accessIp, this.peer)) return this.runMethods(output, []);
       return this.reject(output, ErrorCode.REJECT_AUTH, 'IP method denied the peer').outcome;
     }
-    if (allowed.includes('NULL')) return this.accept(output);
+    if (allowed.includes('NULL')) return this.runMethods(output, []);
     return this.reject(output, ErrorCode.REJECT_AUTH, 'neither IP nor NULL is enabled for an old library').outcome;
   }
 
@@ -239,8 +266,47 @@ export class DaemonHandshake {
     }
     const toRun = [...requested];
     for (const method of this.policy.requiredAuthMethods) if (!toRun.includes(method)) toRun.push(method);
-    for (const method of toRun) {
+    if (this.peer.kind === 'tcp' && this.peer.tls?.certificateRequired === true && !toRun.includes('CERT')) toRun.push('CERT');
+    if (toRun.includes('PWORD')) {
+      // Only a client that asked for PWORD sends credentials: a required one it skipped fails now.
+      if (!requested.includes('PWORD')) return this.reject(output, ErrorCode.REJECT_AUTH, "auth method 'PWORD' required but not requested").outcome;
+      this.methodsToRun = toRun;
+      this.phase = 'password';
+      return this.readPassword(output);
+    }
+    return this.runMethods(output, toRun);
+  }
+
+  /** PWORD's exchange: 32 bytes of user name, 32 of password, both NUL-padded. */
+  private readPassword(output: Uint8Array[]): HandshakeOutcome {
+    if (this.buffer.length < 2 * PWORD_FIELD_BYTES) return { kind: 'pending' };
+    const field = (at: number) => {
+      const bytes = this.buffer.subarray(at, at + PWORD_FIELD_BYTES);
+      const end = bytes.indexOf(0);
+      return bytes.toString('utf8', 0, end < 0 ? PWORD_FIELD_BYTES : end);
+    };
+    const user = field(0);
+    const password = field(PWORD_FIELD_BYTES);
+    this.consume(2 * PWORD_FIELD_BYTES);
+    const table = this.policy.passwords ?? null;
+    if (this.policy.passwordCheckAllowed?.() === false) {
+      return this.reject(output, ErrorCode.REJECT_AUTH, 'too many PWORD attempts: try again later').outcome;
+    }
+    if (table === null || user === '' || !checkPassword(table, user, password)) {
+      return this.reject(output, ErrorCode.REJECT_AUTH, `auth method 'PWORD' failed for user '${user}'`).outcome;
+    }
+    this.user = user;
+    return this.runMethods(output, this.methodsToRun.filter((method) => method !== 'PWORD'));
+  }
+
+  private runMethods(output: Uint8Array[], methods: readonly string[]): HandshakeOutcome {
+    for (const method of methods) {
       if (!this.runMethod(method)) return this.reject(output, ErrorCode.REJECT_AUTH, `auth method '${method}' failed`).outcome;
+    }
+    const control = this.policy.accessControl ?? null;
+    if (control !== null) {
+      const decision = decideAccess(control, this.principal(), 'connect');
+      if (!decision.allowed) return this.reject(output, ErrorCode.REJECT_AUTH, `access control denies connect (${decision.by})`).outcome;
     }
     return this.accept(output);
   }
@@ -248,7 +314,20 @@ export class DaemonHandshake {
   private runMethod(method: string): boolean {
     if (method === 'NULL') return true;
     if (method === 'IP') return accessIpAllows(this.policy.accessIp, this.peer);
-    return false; // PWORD and anything else: not implemented, so never passes.
+    if (method === 'CERT') return this.peer.kind === 'tcp' && (this.peer.tls?.certificate ?? null) !== null;
+    return false; // Anything else is not implemented, so never passes.
+  }
+
+  private principal(): SessionPrincipal {
+    const peer = this.peer;
+    return {
+      privateName: this.name ?? '',
+      user: this.user,
+      certificate: peer.kind === 'tcp' ? (peer.tls?.certificate ?? null) : null,
+      tls: peer.kind === 'tcp' && peer.tls !== undefined,
+      ipv4: peerIpv4(peer),
+      unix: peer.kind === 'unix',
+    };
   }
 
   private accept(output: Uint8Array[]): HandshakeOutcome {
@@ -266,6 +345,7 @@ export class DaemonHandshake {
         membership: this.membership,
         priority: this.priority,
         libraryVersion: this.versionNumber,
+        principal: this.principal(),
       },
       leftover,
     };

@@ -42,6 +42,8 @@ import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
 import { GroupLayer, type GroupOutput, type LocalSessionRef } from '../groups/group-layer.js';
 import { encodeJoin, encodeKill, encodeLeave } from '../groups/ring-message.js';
 import type { AccessIpRules, PeerAddress } from './access-ip.js';
+import { decideAccess, type AccessControl, type SessionPrincipal } from '../security/access-control.js';
+import type { PasswordTable } from '../security/passwords.js';
 import { DaemonHandshake, HANDSHAKE_DEADLINE_MS_DEFAULT, type HandshakePolicy, type HandshakeStep } from './handshake.js';
 import { RateMeter } from './rate-meter.js';
 import type { DaemonStatusSnapshot } from './status-types.js';
@@ -52,7 +54,7 @@ export const CLIENT_READ_WATER_MARK = 500;
 /** Bound on messages held here after the ring refused a submit (always below one read's worth). */
 const SUBMIT_BACKLOG_MAX = 100_000;
 /** Auth methods this daemon implements, in Spread's registration order (§2.4). */
-const IMPLEMENTED_AUTH_METHODS = ['NULL', 'IP'] as const;
+const IMPLEMENTED_AUTH_METHODS = ['NULL', 'IP', 'PWORD', 'CERT'] as const;
 
 export interface NodeLogger {
   info(fields: object, message: string): void;
@@ -71,6 +73,12 @@ export interface DaemonNodeOptions {
   /** Uniform in [0, 1): generated private names. */
   random: () => number;
   accessIp?: AccessIpRules | null;
+  /** PWORD users (src/security/passwords.ts); null = PWORD denies everyone. */
+  passwords?: PasswordTable | null;
+  /** Who may connect, join, multicast (src/security/access-control.ts); null = everyone. */
+  accessControl?: AccessControl | null;
+  /** The daemon's rate limit on PWORD checks (HandshakePolicy.passwordCheckAllowed). */
+  passwordCheckAllowed?: () => boolean;
   handshakeDeadlineMs?: number;
   /** TCP port, for the status snapshot. */
   port?: number;
@@ -116,6 +124,7 @@ interface Session extends LocalSessionRef {
   name: string | null;
   privateGroup: string;
   membership: boolean;
+  principal: SessionPrincipal | null;
 }
 
 export interface NodeCounters {
@@ -125,6 +134,8 @@ export interface NodeCounters {
   sessionsAccepted: number;
   sessionsRejected: number;
   protocolKills: number;
+  /** Joins and multicasts refused by the access-control file (reject messages sent). */
+  accessDenied: number;
 }
 
 export class DaemonNode {
@@ -160,6 +171,7 @@ export class DaemonNode {
     slowSessionsCut: 0,
     sessionsAccepted: 0,
     sessionsRejected: 0,
+    accessDenied: 0,
     protocolKills: 0,
   };
 
@@ -182,6 +194,9 @@ export class DaemonNode {
       allowedAuthMethods: IMPLEMENTED_AUTH_METHODS.filter((method) => allowed.includes(method)),
       requiredAuthMethods: IMPLEMENTED_AUTH_METHODS.filter((method) => required.includes(method)),
       accessIp: options.accessIp ?? null,
+      passwords: options.passwords ?? null,
+      accessControl: options.accessControl ?? null,
+      passwordCheckAllowed: options.passwordCheckAllowed,
     };
     for (const daemon of this.config.daemons) this.positions.set(daemon.vid >>> 0, daemon.configIndex);
     this.groups = new GroupLayer({
@@ -212,6 +227,7 @@ export class DaemonNode {
       name: null,
       privateGroup: '',
       membership: false,
+      principal: null,
     };
     session.handshake = new DaemonHandshake(
       this.policy,
@@ -324,6 +340,11 @@ export class DaemonNode {
     return session && session.privateGroup !== '' ? session.privateGroup : null;
   }
 
+  /** Sessions refused at the handshake, and requests refused by access control, since start. */
+  refusals(): { sessionsRejected: number; accessDenied: number } {
+    return { sessionsRejected: this.counters.sessionsRejected, accessDenied: this.counters.accessDenied };
+  }
+
   statusSnapshot(nowMs: number): DaemonStatusSnapshot {
     const ringStatus = this.ring.status();
     return {
@@ -376,6 +397,7 @@ export class DaemonNode {
         session.state = 'open';
         session.privateGroup = outcome.session.privateGroup;
         session.membership = outcome.session.membership;
+        session.principal = outcome.session.principal;
         session.framer = new Framer({
           groupsMax: GROUPS_PER_MESSAGE_MAX,
           dataBytesMax: this.bodyBytesMax,
@@ -428,9 +450,17 @@ export class DaemonNode {
     this.counters.messagesReceived += 1;
     this.counters.bytesReceived += frame.bytes.length;
     if ((type & ServiceType.REGULAR_MESS) !== 0) {
+      if (!this.allowed(session, 'multicast', frameGroups(frame))) {
+        this.reject(session, frame);
+        return;
+      }
       this.submit(frame.bytes, (type & ServiceType.SAFE_MESS) !== 0);
     } else if ((type & ServiceType.JOIN_MESS) !== 0) {
       const group = readFixedName(frame.bytes, frame.groupsOffset);
+      if (!this.allowed(session, 'join', [group])) {
+        this.reject(session, frame);
+        return;
+      }
       if (this.groups.localMemberCount(group) >= this.groupLocalMembersMax && !this.groups.isMember(group, session.privateGroup)) {
         this.reject(session, frame);
         return;
@@ -441,6 +471,30 @@ export class DaemonNode {
     } else {
       this.kill(session, 'kill', 'client disconnect', false, false);
     }
+  }
+
+  /** The access-control file's verdict for every group (true without a file); a refusal is counted and logged. */
+  private allowed(session: Session, action: 'join' | 'multicast', groups: readonly string[]): boolean {
+    const control = this.policy.accessControl ?? null;
+    if (control === null || session.principal === null) return true;
+    for (const group of groups) {
+      const decision = decideAccess(control, session.principal, action, group);
+      if (decision.allowed) continue;
+      this.counters.accessDenied += 1;
+      this.logger.info({ session: session.id, name: session.privateGroup, action, group, rule: decision.by }, 'access control refused a request');
+      return false;
+    }
+    return true;
+  }
+
+  /** A reloaded access-control file (null: everyone may do everything): applies to the next request. */
+  setAccessControl(control: AccessControl | null): void {
+    this.policy.accessControl = control;
+  }
+
+  /** A reloaded password file: applies to the next PWORD handshake. */
+  setPasswords(passwords: PasswordTable | null): void {
+    this.policy.passwords = passwords;
   }
 
   /**

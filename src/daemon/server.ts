@@ -19,8 +19,9 @@
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { OutboundPacket } from '../ring/types.js';
-import type { PeerAddress } from './access-ip.js';
+import type { PeerAddress, TlsPeer } from './access-ip.js';
 import type { CloseReason, DaemonNode, NodeLogger } from './node.js';
 import { SessionOutput } from './session-output.js';
 
@@ -34,6 +35,8 @@ const UNIX_BACKLOG = 128;
 /** How long a rejected connection may take to read its reject byte before it is destroyed. */
 const LINGER_MS = 2000;
 const STALL_CHECK_INTERVAL_MS = 250;
+/** A TLS client that has not finished its TLS handshake by then is dropped (Node's default is 120 s). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * Input bytes after which the effects are taken at once instead of at the end of the turn:
  * libuv reads up to 32 × 64 KiB per socket per turn, and backlog must be seen (and senders
@@ -55,6 +58,13 @@ export interface DaemonServerOptions {
   tcpHosts: string[];
   /** Unix-domain socket path, or null for none. */
   unixPath: string | null;
+  /**
+   * TLS client listener (docs/security.md) on `tcpHosts`-like `hosts` at `port`. `secure`: the
+   * certificate, key and CA. `clientCertificates`: 'request' asks clients for one (verified
+   * against the CA; its subject CN becomes the session's identity), 'require' also refuses
+   * TLS sessions without one with REJECT_AUTH.
+   */
+  tls?: { hosts: string[]; port: number; secure: tls.SecureContextOptions; clientCertificates: 'none' | 'request' | 'require' };
   maxSessionMessages: number;
   maxSessionBytes: number;
   slowReaderStallMs?: number;
@@ -106,6 +116,19 @@ export class DaemonServer {
       await listen(server, { host, port: this.options.port, backlog: TCP_BACKLOG });
       this.listeners.push(server);
     }
+    const secure = this.options.tls;
+    if (secure !== undefined) {
+      for (const host of secure.hosts) {
+        const server = tls.createServer(
+          // The daemon, not the TLS layer, refuses a missing certificate: with Spread's REJECT_AUTH.
+          { ...secure.secure, requestCert: secure.clientCertificates !== 'none', rejectUnauthorized: false, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
+          (socket) => this.onConnection(socket, false, tlsPeerOf(socket, secure.clientCertificates === 'require')),
+        );
+        server.on('tlsClientError', (error) => this.options.logger.debug({ error: String(error) }, 'TLS handshake with a client failed'));
+        await listen(server, { host, port: secure.port, backlog: TCP_BACKLOG });
+        this.listeners.push(server);
+      }
+    }
     const unixPath = this.options.unixPath;
     if (unixPath !== null) {
       removeSocketFile(unixPath);
@@ -116,6 +139,15 @@ export class DaemonServer {
       this.listeners.push(server);
     }
     this.schedule();
+  }
+
+  /** Port of the first TLS listener (useful with port 0), or null. */
+  tlsPort(): number | null {
+    for (const server of this.listeners) {
+      const address = server.address();
+      if (server instanceof tls.Server && address !== null && typeof address === 'object') return address.port;
+    }
+    return null;
   }
 
   /** Port of the first TCP listener (useful with port 0). */
@@ -153,7 +185,7 @@ export class DaemonServer {
 
   // ---- connections ---------------------------------------------------------------------
 
-  private onConnection(socket: net.Socket, unix: boolean): void {
+  private onConnection(socket: net.Socket, unix: boolean, tlsPeer?: TlsPeer): void {
     if (this.stopped) {
       socket.destroy();
       return;
@@ -186,7 +218,7 @@ export class DaemonServer {
       paused: false,
     };
     this.connections.set(id, connection);
-    const peer: PeerAddress = unix ? { kind: 'unix' } : { kind: 'tcp', address: socket.remoteAddress ?? '' };
+    const peer: PeerAddress = unix ? { kind: 'unix' } : { kind: 'tcp', address: socket.remoteAddress ?? '', ...(tlsPeer ? { tls: tlsPeer } : {}) };
     socket.on('data', (chunk: Buffer) => {
       if (connection.closing) return;
       try {
@@ -357,6 +389,17 @@ export class DaemonServer {
       Math.max(0, deadline - this.now()),
     );
   }
+}
+
+/** What a TLS session proved: the subject CN of a client certificate the CA vouched for, or null. */
+function tlsPeerOf(socket: tls.TLSSocket, certificateRequired: boolean): { certificate: string | null; certificateRequired: boolean } {
+  let certificate: string | null = null;
+  if (socket.authorized) {
+    const subject = socket.getPeerCertificate().subject as Record<string, string | string[]> | undefined;
+    const cn = subject?.CN;
+    certificate = typeof cn === 'string' ? cn : Array.isArray(cn) ? (cn[0] ?? null) : null;
+  }
+  return { certificate, certificateRequired };
 }
 
 /** True when a unicast is among the packets: a token, token ack or HURRY that another daemon waits for. */

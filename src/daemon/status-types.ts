@@ -47,4 +47,18 @@ export interface DaemonStatusSnapshot {
   };
   /** Token rotations per second over the last few seconds. */
   tokenRoundsPerSecond: number;
+  /** Refusals by the security layers (docs/security.md); absent where the daemon adds none. */
+  security?: SecurityStatus;
+}
+
+export interface SecurityStatus {
+  /** Whether ring datagrams are sealed, and with which key ids. */
+  ringSealed: boolean;
+  ringKeyIds: { sealing: number; accepted: number[] } | null;
+  /** Ring datagrams dropped, by reason (unsealed, malformed, unknown-key, authentication, replay, sender-mismatch). */
+  ringDatagramsRejected: Record<string, number>;
+  /** Sessions refused during the handshake (auth methods, connect rules, quota). */
+  sessionsRejected: number;
+  /** Joins and multicasts refused by the access-control file. */
+  accessDenied: number;
 }

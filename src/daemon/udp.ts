@@ -49,6 +49,12 @@
  * their own headers (packetLength). Without the addon each packet is one dgram send, and
  * `batching` says why.
  *
+ * Sealing (`sealer`, src/security/ring-seal.ts, with RingKeyFile): every packet is sealed
+ * just before it leaves (once for all its targets; a unicast to its receiver) and every
+ * datagram is opened just after the source check, GRO reads split by the sealed length.
+ * Anything not sealed under an accepted key, replayed or forged is dropped and counted
+ * (sealStats) and reported to `onRefused`; the ring sees only opened packets.
+ *
  * The clock is monotonic but wall-anchored (membership ids carry seconds).
  */
 import dgram from 'node:dgram';
@@ -60,6 +66,7 @@ import { isMulticast, parseIpAddress } from '../config/address.js';
 import type { SpreadConfig } from '../config/types.js';
 import { isMonitorDatagram } from '../management/monitor-protocol.js';
 import { PACKET_MAGIC, PacketType, packetLength, peekSender, peekType } from '../ring/packet.js';
+import { isSealed, sealedLength, sealedSender, type OpenRefusal, type RingSealer } from '../security/ring-seal.js';
 import type { OutboundPacket, Ring, RingEvent } from '../ring/types.js';
 import { SegmentedSender } from './udp-batch.js';
 import { loadUdpBatching, socketDescriptor, type UdpBatching } from './udp-native.js';
@@ -137,6 +144,13 @@ export interface UdpLinkOptions {
   batching?: UdpBatching | null;
   /** Batching stopped while running (a GSO send failed in a way that will not pass): why. */
   onBatchingOff?: (reason: string) => void;
+  /**
+   * Seals every ring datagram sent and opens every one received (src/security/ring-seal.ts);
+   * then anything not sealed under an accepted key, replayed or forged is dropped and counted.
+   */
+  sealer?: RingSealer | null;
+  /** A datagram refused by the sealer: why, and where it came from (the daemon logs, rate-limited). */
+  onRefused?: (why: OpenRefusal | 'unsealed', from: { address: string; port: number }) => void;
 }
 
 /** Whether sends and reads are batched, and if not why (for the daemon's log and the tests). */
@@ -211,6 +225,10 @@ export class UdpRingLink {
   /** Descriptors of the sockets data arrives on (for the FIONREAD look); empty without the addon. */
   private dataDescriptors: number[] = [];
   private readonly onBatchingOff: (reason: string) => void;
+  private readonly sealer: RingSealer | null;
+  private readonly onRefused: NonNullable<UdpLinkOptions['onRefused']>;
+  /** Unsealed ring datagrams dropped because the ring is sealed. */
+  private unsealedDropped = 0;
   private lastSendError: Error | null = null;
   private sendsUntilSample = 0;
   private readonly afterSampledSend = (error: Error | null): void => {
@@ -229,6 +247,8 @@ export class UdpRingLink {
       this.batchingReason = options.batching === null ? 'batching not requested' : null;
     }
     this.onBatchingOff = options.onBatchingOff ?? (() => {});
+    this.sealer = options.sealer ?? null;
+    this.onRefused = options.onRefused ?? (() => {});
     let me: Endpoint | null = null;
     for (const d of config.daemons) {
       const endpoint = { address: d.address, port: config.segments[d.segmentIndex].port };
@@ -278,7 +298,7 @@ export class UdpRingLink {
       bound.push(
         await this.bind(this.me.address, this.me.port, false, (bytes, from) => {
           // Not our magic and a monitor header: spmonitor's (isMonitorDatagram is false for ring packets).
-          if (this.monitorListener !== null && ((bytes[0] << 8) | bytes[1]) !== PACKET_MAGIC && isMonitorDatagram(bytes)) {
+          if (this.monitorListener !== null && ((bytes[0] << 8) | bytes[1]) !== PACKET_MAGIC && !isSealed(bytes) && isMonitorDatagram(bytes)) {
             this.counters.monitorDatagrams++;
             this.monitorListener(bytes, from);
             return;
@@ -290,7 +310,8 @@ export class UdpRingLink {
       if (this.segmentAddress !== null) {
         // Every daemon of the segment on this host binds the shared address: reuseAddr.
         const socket = await this.bind(this.segmentAddress, this.me.port, true, (bytes, from) => {
-          if (peekSender(bytes) !== this.myVid) this.accept(bytes, from, false); // our own broadcast, looped back
+          const sender = this.sealer === null ? peekSender(bytes) : sealedSender(bytes);
+          if (sender !== this.myVid) this.accept(bytes, from, false); // our own broadcast, looped back
         });
         bound.push(socket);
         const segment = parseIpAddress(this.segmentAddress);
@@ -370,8 +391,20 @@ export class UdpRingLink {
 
   private accept(bytes: Buffer, from: dgram.RemoteInfo, token: boolean): void {
     this.counters.bytesIn += bytes.length;
-    // peekSender without a DataView per datagram.
-    const sender = peekType(bytes) === null ? null : ((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0;
+    const sealer = this.sealer;
+    let sender: number | null;
+    if (sealer === null) {
+      // peekSender without a DataView per datagram.
+      sender = peekType(bytes) === null ? null : ((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0;
+    } else {
+      sender = sealedSender(bytes);
+      if (sender === null && peekType(bytes) !== null) {
+        // A ring packet in the clear (a daemon without the key file): refused like a forgery.
+        this.unsealedDropped++;
+        this.onRefused('unsealed', from);
+        return;
+      }
+    }
     const expected = sender === null ? undefined : this.peers.get(sender);
     if (expected === undefined || expected.address !== from.address) {
       this.counters.droppedSource++;
@@ -382,17 +415,29 @@ export class UdpRingLink {
       return;
     }
     const nowMs = this.clock();
-    const first = token || !this.groReads ? bytes.length : (packetLength(bytes, 0) ?? bytes.length);
+    const lengthAt = sealer === null ? packetLength : sealedLength;
+    const first = token || !this.groReads ? bytes.length : (lengthAt(bytes, 0) ?? bytes.length);
     if (first >= bytes.length) {
-      this.take(bytes, token, nowMs);
+      this.open(bytes, token, nowMs, from);
       return;
     }
     // A GRO read: datagrams of one sender back to back, each as long as its header says.
     this.counters.coalescedReads++;
     for (let offset = 0, length = first; offset < bytes.length; offset += length) {
-      if (offset > 0) length = packetLength(bytes, offset) ?? bytes.length - offset;
-      this.take(bytes.subarray(offset, offset + length), false, nowMs);
+      if (offset > 0) length = lengthAt(bytes, offset) ?? bytes.length - offset;
+      this.open(bytes.subarray(offset, offset + length), false, nowMs, from);
     }
+  }
+
+  /** Unseals a datagram when the ring is sealed (a refusal is counted and dropped), then takes it. */
+  private open(bytes: Uint8Array, token: boolean, nowMs: number, from: dgram.RemoteInfo): void {
+    if (this.sealer === null) {
+      this.take(bytes, token, nowMs);
+      return;
+    }
+    const opened = this.sealer.open(bytes, token);
+    if (opened.ok) this.take(opened.packet, token, nowMs);
+    else this.onRefused(opened.why, from);
   }
 
   /** One ring packet that passed the checks. */
@@ -448,19 +493,21 @@ export class UdpRingLink {
     // bound on port + 1), so that they do not wait behind a receive buffer full of data.
     const type = peekType(packet.bytes);
     const token = type === PacketType.TOKEN || type === PacketType.COMMIT || (type === PacketType.JOIN && this.segmentAddress === null);
+    // Sealed once, sent to every target: each copy is the same datagram, one nonce. A unicast is sealed to its receiver.
+    const bytes = this.sealer === null ? packet.bytes : this.sealer.seal(packet.bytes, token, packet.to === 'all' ? null : packet.to);
     if (packet.to === 'all' && !token && this.segmented !== null) {
-      this.segmented.queue(packet.bytes);
+      this.segmented.queue(bytes);
       return;
     }
     // Whatever was queued leaves first: the token must not overtake its visit's data.
     this.segmented?.flush();
     if (packet.to === 'all') {
-      for (const target of this.allTargets) this.sendTo(socket, packet.bytes, target, token);
+      for (const target of this.allTargets) this.sendTo(socket, bytes, target, token);
       return;
     }
     const target = this.peers.get(packet.to);
     if (target === undefined) throw new Error(`packet for unknown VID ${packet.to}`);
-    this.sendTo(socket, packet.bytes, target, token);
+    this.sendTo(socket, bytes, target, token);
   }
 
   /** Sends what send() queued (the end of one batch of ring packets). */
@@ -487,6 +534,11 @@ export class UdpRingLink {
 
   stats(): UdpLinkStats & { lastSendError: string | null } {
     return { ...this.counters, lastSendError: this.lastSendError?.message ?? null };
+  }
+
+  /** The sealer's counts (null when the ring is not sealed), with unsealed ring packets dropped. */
+  sealStats(): (ReturnType<RingSealer['stats']> & { rejectedUnsealed: number }) | null {
+    return this.sealer === null ? null : { ...this.sealer.stats(), rejectedUnsealed: this.unsealedDropped };
   }
 
   async close(): Promise<void> {

@@ -82,6 +82,18 @@ export function metricsRegistry(snapshot: DaemonStatusSnapshot): Registry {
     ['tspread_group_messages_total', 'Data messages delivered to the group at this daemon.', (g) => g.messages, true],
     ['tspread_group_bytes_total', 'Bytes of data messages delivered to the group at this daemon.', (g) => g.bytes, true],
   ];
+  const security = snapshot.security;
+  if (security !== undefined) {
+    const rejected = new Counter({
+      name: 'tspread_ring_datagrams_rejected_total',
+      help: 'Ring datagrams dropped by the sealed ring: unsealed, malformed, unknown-key, authentication, replay, sender-mismatch.',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    for (const [reason, count] of Object.entries(security.ringDatagramsRejected)) rejected.labels(reason).inc(count);
+    new Counter({ name: 'tspread_sessions_rejected_total', help: 'Sessions refused during the handshake.', registers: [registry] }).inc(security.sessionsRejected);
+    new Counter({ name: 'tspread_access_denied_total', help: 'Joins and multicasts refused by the access-control file.', registers: [registry] }).inc(security.accessDenied);
+  }
   for (const [name, help, value, counter] of perGroup) {
     const options = { name, help, labelNames: ['group'] as const, registers: [registry] };
     if (counter) {

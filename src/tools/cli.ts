@@ -15,6 +15,7 @@ import { logSendCommand } from './log-send.js';
 import { logdCommand } from './logd.js';
 import { sessionCacheCommand } from './session-cache.js';
 import { vipCommand } from '../apps/vip/command.js';
+import { passwordHashCommand } from './password-hash.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -28,5 +29,6 @@ program.addCommand(logSendCommand());
 program.addCommand(logdCommand());
 program.addCommand(sessionCacheCommand());
 program.addCommand(vipCommand());
+program.addCommand(passwordHashCommand());
 
 await program.parseAsync(process.argv);

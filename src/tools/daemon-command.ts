@@ -8,7 +8,8 @@
  *                        (default RuntimeDir, else the system's temporary directory); 'none' keeps nothing
  *   --log-level <level>  pino level (default info)
  *   --http <[host:]port> serve /status (JSON), /metrics (Prometheus) and the dashboard page (off by default)
- * Exits 0 on SIGINT/SIGTERM after closing listeners and removing the Unix socket.
+ * Exits 0 on SIGINT/SIGTERM after closing listeners and removing the Unix socket; SIGHUP
+ * re-reads the ring keys, password and access-control files (docs/security.md).
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { integer } from './options.js';
@@ -75,6 +76,8 @@ export function daemonCommand(): Command {
       // Installed before the listeners open, so a signal right after 'daemon ready' is clean.
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
+      // SIGHUP re-reads the ring keys, password and access-control files (docs/security.md).
+      process.on('SIGHUP', () => running?.reloadSecurity('SIGHUP'));
       try {
         running = await startDaemonProcess({
           configPath: options.c,

@@ -168,6 +168,8 @@ export interface SpreadLabOptions {
   nodeArgs?: string[];
   /** Environment variables added for the daemons. */
   env?: Record<string, string>;
+  /** Extra `tspread daemon` arguments for every daemon (e.g. ['--http', '127.0.0.1:4880'], reachable inside its namespace). */
+  daemonArgs?: string[];
 }
 
 export class SpreadLab {
@@ -224,7 +226,7 @@ export class SpreadLab {
     const child = this.net.spawn(
       index,
       process.execPath,
-      [...(this.options.nodeArgs ?? []), CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir, '--state-dir', daemon.unixDir],
+      [...(this.options.nodeArgs ?? []), CLI_PATH, 'daemon', '-c', this.configPath, '-n', daemon.name, '-p', String(CLIENT_PORT), '--unix-dir', daemon.unixDir, '--state-dir', daemon.unixDir, ...(this.options.daemonArgs ?? [])],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.options.env } },
     );
     daemon.process = child;
