@@ -1,0 +1,145 @@
+/**
+ * `tspread sql` replica processes for tests and the benchmark: each request written to stdin
+ * gets a promise of its answer lines (answers come back in input order).
+ *
+ *   const replica = SqlReplicaProcess.start({ db, group: 'bank', name: 'r1', socketDir, spread: '4803' });
+ *   await replica.untilPrimary(3);
+ *   await replica.write('INSERT INTO t VALUES (1)');     // 'ok 7' or 'error …'
+ *   await replica.query('SELECT * FROM t');              // ['1', 'ok']
+ *   await replica.stop();
+ */
+import { ToolProcess } from '../fake-daemon/processes.js';
+
+export interface SqlReplicaArgs {
+  db: string;
+  group: string;
+  name: string;
+  /** Spread name of the daemon (4803, or 4803@host). */
+  spread: string;
+  socketDir?: string;
+  dataDir?: string;
+  replicas?: string[];
+  extra?: string[];
+}
+
+interface Request {
+  /** 'line': the answer is one line; 'rows': lines up to and including `ok` / `error …`. */
+  shape: 'line' | 'rows';
+  lines: string[];
+  resolve: (lines: string[]) => void;
+}
+
+export class SqlReplicaProcess {
+  readonly tool: ToolProcess;
+  readonly args: SqlReplicaArgs;
+  readonly #requests: Request[] = [];
+  #consumed = 0;
+
+  private constructor(args: SqlReplicaArgs) {
+    this.args = args;
+    const argv = ['sql', '--db', args.db, '--group', args.group, '--name', args.name, '-s', args.spread];
+    if (args.socketDir !== undefined) argv.push('--socket-dir', args.socketDir);
+    if (args.dataDir !== undefined) argv.push('--data-dir', args.dataDir);
+    if (args.replicas !== undefined) argv.push('--replicas', args.replicas.join(','));
+    this.tool = new ToolProcess([...argv, ...(args.extra ?? [])]);
+    this.tool.child.stdout.on('data', () => this.#take());
+    // Unanswered requests of a dead process end with what it said last.
+    void this.tool.exited.then(() => {
+      for (const request of this.#requests.splice(0)) request.resolve([...request.lines, 'error replica exited']);
+    });
+    this.tool.child.stdin.on('error', () => {});
+  }
+
+  static start(args: SqlReplicaArgs): SqlReplicaProcess {
+    return new SqlReplicaProcess(args);
+  }
+
+  /** A write, .status, .digest, or anything answered with one line. */
+  async request(line: string): Promise<string> {
+    return (await this.#send(line, 'line'))[0]!;
+  }
+
+  write(sql: string): Promise<string> {
+    return this.request(sql);
+  }
+
+  /** A BEGIN … COMMIT block: one answer. */
+  block(statements: string[]): Promise<string> {
+    for (const statement of ['BEGIN', ...statements]) this.tool.send(statement);
+    return this.request('COMMIT');
+  }
+
+  /** A query: its rows then the closing `ok` / `error …`. */
+  query(sql: string): Promise<string[]> {
+    return this.#send(sql, 'rows');
+  }
+
+  async status(): Promise<{ primary: boolean; green: number; red: number }> {
+    const line = await this.request('.status');
+    const match = /^(primary|non-primary) green (\d+) red (\d+)$/.exec(line);
+    if (match === null) throw new Error(`unexpected .status answer: ${line}`);
+    return { primary: match[1] === 'primary', green: Number(match[2]), red: Number(match[3]) };
+  }
+
+  async digest(): Promise<{ digest: string; position: number }> {
+    const line = await this.request('.digest');
+    const match = /^digest ([0-9a-f]{64}) at (\d+)$/.exec(line);
+    if (match === null) throw new Error(`unexpected .digest answer: ${line}`);
+    return { digest: match[1]!, position: Number(match[2]) };
+  }
+
+  /** Polls .status until primary (and, if given, until green ≥ `green`). */
+  async untilPrimary(timeoutMs = 30_000, green = 0): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await this.status();
+      if (status.primary && status.green >= green) return;
+      if (Date.now() > deadline) throw new Error(`${this.args.name} not primary within ${timeoutMs} ms (${JSON.stringify(status)})\n${this.tool.stderr.slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  get alive(): boolean {
+    return this.tool.child.exitCode === null && this.tool.child.signalCode === null;
+  }
+
+  kill(): void {
+    this.tool.kill();
+  }
+
+  /** Closes stdin (the replica answers what it read, then exits); SIGKILL after `timeoutMs`. */
+  async stop(timeoutMs = 10_000): Promise<number | null> {
+    if (!this.alive) return this.tool.child.exitCode;
+    this.tool.child.stdin.end();
+    const timer = setTimeout(() => this.kill(), timeoutMs);
+    const code = await this.tool.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  #send(line: string, shape: Request['shape']): Promise<string[]> {
+    return new Promise((resolve) => {
+      if (!this.alive) {
+        resolve(['error replica exited']);
+        return;
+      }
+      this.#requests.push({ shape, lines: [], resolve });
+      this.tool.send(line);
+    });
+  }
+
+  #take(): void {
+    const text = this.tool.stdout;
+    for (let end = text.indexOf('\n', this.#consumed); end >= 0; end = text.indexOf('\n', this.#consumed)) {
+      const line = text.slice(this.#consumed, end);
+      this.#consumed = end + 1;
+      const request = this.#requests[0];
+      if (request === undefined) continue;
+      request.lines.push(line);
+      if (request.shape === 'line' || line === 'ok' || line.startsWith('error ')) {
+        this.#requests.shift();
+        request.resolve(request.lines);
+      }
+    }
+  }
+}
