@@ -65,7 +65,7 @@ Answers (stdout), one per request, in input order:
                            error <reason> (outside a primary component, refused or non-deterministic SQL, SQL error)
   SELECT …                 rows, tab-separated, then ok    (read locally)
   BEGIN / … / COMMIT       one action: one answer at COMMIT
-  .status                  primary|non-primary green <last green number> red <red count>
+  .status                  primary|non-primary green <last green number> red <red count>   (at once)
   .digest                  digest <sha256 of schema and rows> at <applied position>
 A line or block is at most ${SQL_ACTION_BYTES_MAX} bytes.`,
     )

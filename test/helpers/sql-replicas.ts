@@ -22,9 +22,11 @@ export interface SqlReplicaArgs {
   extra?: string[];
 }
 
+const STATUS_LINE = /^(primary|non-primary) green (\d+) red (\d+)$/;
+
 interface Request {
-  /** 'line': the answer is one line; 'rows': lines up to and including `ok` / `error …`. */
-  shape: 'line' | 'rows';
+  /** 'line': the answer is one line; 'rows': lines up to and including `ok` / `error …`; 'status': answered at once. */
+  shape: 'line' | 'rows' | 'status';
   lines: string[];
   resolve: (lines: string[]) => void;
 }
@@ -33,6 +35,8 @@ export class SqlReplicaProcess {
   readonly tool: ToolProcess;
   readonly args: SqlReplicaArgs;
   readonly #requests: Request[] = [];
+  /** `.status` is answered at once, ahead of the answers still waiting. */
+  readonly #statusRequests: Request[] = [];
   #consumed = 0;
 
   private constructor(args: SqlReplicaArgs) {
@@ -45,7 +49,7 @@ export class SqlReplicaProcess {
     this.tool.child.stdout.on('data', () => this.#take());
     // Unanswered requests of a dead process end with what it said last.
     void this.tool.exited.then(() => {
-      for (const request of this.#requests.splice(0)) request.resolve([...request.lines, 'error replica exited']);
+      for (const request of [...this.#statusRequests.splice(0), ...this.#requests.splice(0)]) request.resolve([...request.lines, 'error replica exited']);
     });
     this.tool.child.stdin.on('error', () => {});
   }
@@ -75,8 +79,8 @@ export class SqlReplicaProcess {
   }
 
   async status(): Promise<{ primary: boolean; green: number; red: number }> {
-    const line = await this.request('.status');
-    const match = /^(primary|non-primary) green (\d+) red (\d+)$/.exec(line);
+    const line = (await this.#send('.status', 'status'))[0]!;
+    const match = STATUS_LINE.exec(line);
     if (match === null) throw new Error(`unexpected .status answer: ${line}`);
     return { primary: match[1] === 'primary', green: Number(match[2]), red: Number(match[3]) };
   }
@@ -123,7 +127,7 @@ export class SqlReplicaProcess {
         resolve(['error replica exited']);
         return;
       }
-      this.#requests.push({ shape, lines: [], resolve });
+      (shape === 'status' ? this.#statusRequests : this.#requests).push({ shape, lines: [], resolve });
       this.tool.send(line);
     });
   }
@@ -133,6 +137,10 @@ export class SqlReplicaProcess {
     for (let end = text.indexOf('\n', this.#consumed); end >= 0; end = text.indexOf('\n', this.#consumed)) {
       const line = text.slice(this.#consumed, end);
       this.#consumed = end + 1;
+      if (this.#statusRequests.length > 0 && STATUS_LINE.test(line)) {
+        this.#statusRequests.shift()!.resolve([line]);
+        continue;
+      }
       const request = this.#requests[0];
       if (request === undefined) continue;
       request.lines.push(line);

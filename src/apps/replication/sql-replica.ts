@@ -4,10 +4,11 @@
  * request:
  *   write             -> `ok N` once green and applied here (N = global action number) | `error <reason>`
  *   query (SELECT …)  -> its rows, tab-separated, then `ok` | `error <reason>`; read locally
- *   .status           -> `primary|non-primary green N red M`
+ *   .status           -> `primary|non-primary green N red M`, at once (ahead of answers still waiting)
  *   .digest           -> `digest <sha256 of the content> at N`
  * Writes are submitted at once (pipelined); a query waits for the answers before it, so a
- * client reads its own writes.
+ * client reads its own writes. A write in flight when the replica leaves the primary is
+ * answered once a primary orders it (after the partition heals); the answers after it wait.
  */
 import type Database from 'better-sqlite3';
 import { NotPrimaryError, ReplicationEngine, type EngineOptions } from './engine.js';
@@ -73,6 +74,11 @@ export class SqlReplica {
   }
 
   #handle(request: SqlRequest): void {
+    if (request.kind === 'status') {
+      // Answered at once, even while earlier writes wait to be ordered (e.g. in a partition).
+      this.#output(this.#answerLocally(request)[0]!);
+      return;
+    }
     const resolved = this.#resolveQuery(request);
     const answer = resolved.kind === 'write' ? this.#submit(resolved.statements) : null;
     this.#pending++;
