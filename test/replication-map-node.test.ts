@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
 import { NotPrimaryError, ReplicatedMap, type MapChange } from '../src/apps/replication/index.js';
+import { encodeActions } from '../src/apps/replication/action.js';
 import { freePort, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 
 let daemon: StartedDaemon;
@@ -94,6 +95,28 @@ describe('ReplicatedMap on one daemon', () => {
     await until(() => c2.get('z') === 'three');
     expect(c2.entries()).toEqual(b.entries());
     expect(b.get('x')).toBe('one');
+  }, 60_000);
+
+  it('drops malformed messages from a stranger and keeps ordering', async () => {
+    const names = ['g1', 'g2'];
+    const maps = await Promise.all(names.map((name) => replica<number | string>('garbage', name, { replicas: names })));
+    await until(() => maps.every((map) => map.status().primary && map.status().members.length === 2));
+    const stranger = await connect({ daemon: `${daemon.port}@127.0.0.1` });
+    const garbage = [Buffer.from('{'), Buffer.from('null'), Buffer.from('{"view":7}'), Buffer.alloc(40, 0xff), Buffer.from([5, 1, 2]), Buffer.alloc(0)];
+    for (let messType = 0; messType <= 7; messType++) for (const data of garbage) stranger.multicast('garbage', data, { service: 'safe', messType });
+    // Well-formed messages from a non-member are not the replicas' business either.
+    stranger.multicast('garbage', encodeActions([{ origin: 'intruder', seq: 1, body: Buffer.from('{"op":"set","key":"intruder","value":"1"}'), position: 1 }]), { service: 'safe', messType: 1 });
+    stranger.multicast('garbage', encodeActions([{ origin: 'intruder', seq: 2, body: Buffer.from('{}'), position: maps[0]!.status().lastGreen + 1 }]), { service: 'safe', messType: 4 });
+    await maps[0]!.set('after', 1);
+    await until(() => maps[1]!.get('after') === 1);
+    // Oversized actions are refused at the submitter; the largest allowed ones go through.
+    await expect(maps[1]!.set('huge', 'x'.repeat(200_000))).rejects.toBeInstanceOf(RangeError);
+    await maps[1]!.set('large', 'y'.repeat(90_000));
+    await until(() => maps[0]!.get('large') !== undefined);
+    await stranger.disconnect();
+    expect(maps.map((map) => map.status().primary)).toEqual([true, true]);
+    expect(maps.map((map) => map.has('intruder'))).toEqual([false, false]);
+    expect(maps[0]!.status().lastGreen).toBe(maps[1]!.status().lastGreen);
   }, 60_000);
 
   it('sends a snapshot to a replica its peers compacted past', async () => {

@@ -50,6 +50,7 @@ export class SeqSet {
 
   static fromJSON(value: [number, number[]]): SeqSet {
     const set = new SeqSet();
+    if (!Array.isArray(value) || !Number.isSafeInteger(value[0]) || !Array.isArray(value[1])) throw new MalformedError('malformed sequence set');
     set.floor = value[0];
     for (const seq of value[1]) set.above.add(seq);
     return set;
@@ -76,6 +77,7 @@ export class GreenIds {
 
   static fromJSON(value: Record<string, [number, number[]]>): GreenIds {
     const ids = new GreenIds();
+    if (typeof value !== 'object' || value === null) throw new MalformedError('malformed green ids');
     for (const [origin, set] of Object.entries(value)) ids.#origins.set(origin, SeqSet.fromJSON(set));
     return ids;
   }

@@ -54,6 +54,8 @@ interface StateMessage {
   lastPrimary: PrimaryRecord | null;
   attempts: PrimaryRecord[];
   yellow: YellowRun | null;
+  /** Connected without a break since the last primary it installed (see voting.ts). */
+  informed: boolean;
 }
 
 interface Decision {
@@ -97,6 +99,9 @@ export class EngineCore {
   #attempts: PrimaryRecord[];
   #snapshotChunks: { view: string; parts: Buffer[]; received: number } | null = null;
   #primaryMembers: string[] = [];
+  #informed = false;
+  /** This replica's submitted actions not yet delivered back to it: held as red if the session is lost. */
+  readonly #unconfirmed = new Map<number, Action>();
 
   constructor(options: CoreOptions, durable: DurableState) {
     this.#options = options;
@@ -145,6 +150,10 @@ export class EngineCore {
 
   disconnected(): void {
     this.#me = null;
+    this.#informed = false;
+    // They may have reached the others or not: as red they reach the next primary either way, once.
+    for (const action of this.#unconfirmed.values()) if (!this.#greenIds.has(action)) this.#addPending(action, null);
+    this.#unconfirmed.clear();
     this.#view = null;
     this.#phase = 'disconnected';
     this.#states.clear();
@@ -163,6 +172,7 @@ export class EngineCore {
       this.#addPending(action, null);
       return { action, payload: null };
     }
+    this.#unconfirmed.set(action.seq, action);
     return { action, payload: encodeActions([action]) };
   }
 
@@ -188,12 +198,17 @@ export class EngineCore {
       lastPrimary: this.#lastPrimary,
       attempts: this.#attempts,
       yellow: this.#yellow,
+      informed: this.#informed,
     };
     this.#multicast(MessageType.state, Buffer.from(JSON.stringify(state)));
   }
 
-  /** A delivered message; malformed ones are dropped (they must not stop a replica). */
+  /**
+   * A delivered message; malformed ones are dropped (they must not stop a replica), and so is
+   * anything from a sender outside the view: Spread lets non-members multicast to a group.
+   */
   message(sender: string, messType: number, data: Buffer): void {
+    if (this.#view === null || !this.#view.members.includes(sender)) return;
     try {
       switch (messType) {
         case MessageType.actions:
@@ -213,7 +228,7 @@ export class EngineCore {
           this.#onSnapshotChunk(data);
           break;
         case MessageType.cpc:
-          this.#onCpc(sender, JSON.parse(data.toString('utf8')) as { view: string });
+          this.#onCpc(sender, parseCpc(data));
           break;
       }
     } catch (error) {
@@ -222,6 +237,7 @@ export class EngineCore {
   }
 
   #onAction(action: Action): void {
+    if (action.origin === this.origin) this.#unconfirmed.delete(action.seq);
     if (action.origin === SYSTEM_ORIGIN || this.#greenIds.has(action)) return;
     if (this.#phase === 'reg-prim') this.#addGreen(action);
     else if (this.#phase === 'trans-prim') this.#addPending(action, this.#lastPrimary!.index);
@@ -239,6 +255,7 @@ export class EngineCore {
   #decide(): void {
     const states = [...this.#states.entries()].sort((a, b) => (a[1].name < b[1].name ? -1 : a[1].name > b[1].name ? 1 : 0));
     const names = new Set(states.map(([, state]) => state.name));
+    const informed = new Set(states.filter(([, state]) => state.informed === true).map(([, state]) => state.name));
     let maxGreen = 0;
     let minGreen = Infinity;
     for (const [, state] of states) {
@@ -260,7 +277,8 @@ export class EngineCore {
     }
     this.#decision = {
       maxGreen,
-      quorum: isPrimaryQuorum(names, lastPrimaries, attempts),
+      // Two replicas under one name would make the vote meaningless: no primary until that is fixed.
+      quorum: names.size === states.length && isPrimaryQuorum(names, informed, lastPrimaries, attempts),
       attempt: { index: index + 1, members: [...names].sort() },
       yellowKeys,
       redKeys: [...this.#pending.values()].sort(compareActions).map(actionKey),
@@ -305,6 +323,7 @@ export class EngineCore {
     const inTransitional = this.#phase === 'no';
     this.#lastPrimary = decision.attempt;
     this.#attempts = [];
+    this.#informed = true;
     this.#logMeta();
     this.#primaryMembers = decision.attempt.members;
     this.#addGreen({ origin: SYSTEM_ORIGIN, seq: decision.attempt.index, body: Buffer.from(JSON.stringify(decision.attempt.members)) });
@@ -341,11 +360,17 @@ export class EngineCore {
     const whole = Buffer.concat(assembly.parts);
     const metaLength = whole.readUInt32LE(0);
     const meta = JSON.parse(whole.toString('utf8', 4, 4 + metaLength)) as { position: number; greenIds: Record<string, [number, number[]]> };
-    if (meta.position <= this.#green) return;
+    if (!Number.isSafeInteger(meta?.position) || meta.position <= this.#green) return;
+    let greenIds: GreenIds;
+    try {
+      greenIds = GreenIds.fromJSON(meta.greenIds);
+    } catch {
+      throw new MalformedError('malformed snapshot');
+    }
     this.#green = meta.position;
     this.#floor = meta.position;
     this.#tail = [];
-    this.#greenIds = GreenIds.fromJSON(meta.greenIds);
+    this.#greenIds = greenIds;
     for (const [key, action] of this.#pending) if (this.#greenIds.has(action)) this.#pending.delete(key);
     if (this.#yellow !== null) this.#yellow = { prim: this.#yellow.prim, keys: this.#yellow.keys.filter((key) => this.#pending.has(key)) };
     this.#effects.push({ kind: 'restore', checkpoint: this.#checkpoint(), snapshot: Buffer.from(whole.subarray(4 + metaLength)) });
@@ -355,7 +380,7 @@ export class EngineCore {
   #addGreen(action: Action): void {
     const green: GreenAction = { origin: action.origin, seq: action.seq, body: action.body, position: ++this.#green };
     this.#greenIds.add(green);
-    this.#pending.delete(actionKey(green));
+    if (this.#pending.size > 0) this.#pending.delete(actionKey(green));
     this.#tail.push(green);
     this.#effects.push({ kind: 'log', record: { kind: 'green', action: green } }, { kind: 'apply', action: green });
     if (this.#green - this.#floor >= this.#options.checkpointEvery) {
@@ -439,6 +464,12 @@ export function snapshotMessages(view: string, position: number, greenIds: Recor
 function isPrimaryRecord(value: unknown): value is PrimaryRecord {
   const record = value as PrimaryRecord;
   return typeof record === 'object' && record !== null && Number.isSafeInteger(record.index) && Array.isArray(record.members) && record.members.every((name) => typeof name === 'string');
+}
+
+function parseCpc(data: Buffer): { view: string } {
+  const cpc = JSON.parse(data.toString('utf8')) as { view: string } | null;
+  if (typeof cpc !== 'object' || cpc === null || typeof cpc.view !== 'string') throw new MalformedError('malformed CPC');
+  return cpc;
 }
 
 /** A member's STATE, checked field by field: a stranger's bytes must not derail the decision. */

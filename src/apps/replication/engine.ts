@@ -72,6 +72,22 @@ export class NotPrimaryError extends Error {
   }
 }
 
+/**
+ * Policy 'refuse': the replica left the primary component (or lost its daemon) before this
+ * action was ordered. It is held red and may still be ordered (green) later, once.
+ */
+export class ActionInDoubtError extends NotPrimaryError {
+  override name = 'ActionInDoubtError';
+  constructor() {
+    super('this replica left the primary component before the action was ordered; it may still be ordered later');
+  }
+}
+
+/** One action must fit one Spread message (143 152 bytes) with its header. */
+export const ACTION_BYTES_MAX = CHUNK_BYTES;
+/** Names travel in a one-byte length field with the incarnation appended. */
+const NAME_BYTES_MAX = 200;
+
 interface Waiter {
   resolve: (value: { position: number; result: Buffer }) => void;
   reject: (error: Error) => void;
@@ -89,13 +105,21 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   readonly #waiters = new Map<number, Waiter>();
   #outbox: Buffer[] = [];
   #outboxScheduled = false;
-  #effects: Effect[] = [];
-  #draining: Promise<void> | null = null;
+  /** The effects not yet carried out, as a chain of batches (see #enqueue). */
+  #chain: Promise<void> = Promise.resolve();
+  /** Effects of the current tick, queued together at its end. */
+  readonly #tickEffects: Effect[] = [];
+  /** Batches behind a checkpoint, whose records are written only when their turn comes. */
+  #deferred = 0;
   #lastStatus = '';
   #failed: Error | null = null;
+  /** The last green position applied to the machine (the core may be ahead, waiting for a flush). */
+  #applied = 0;
 
   constructor(options: EngineOptions) {
     super();
+    const nameBytes = Buffer.byteLength(options.name);
+    if (nameBytes === 0 || nameBytes > NAME_BYTES_MAX) throw new RangeError(`a replica name takes 1 to ${NAME_BYTES_MAX} bytes, not ${nameBytes}`);
     this.#options = options;
     this.#log = options.logger ?? silentLogger;
   }
@@ -110,6 +134,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const applied = machine.appliedPosition?.() ?? -1;
     if (applied < loaded.checkpoint.position && loaded.checkpoint.position > 0) machine.restore(loaded.snapshot, loaded.checkpoint.position);
     const from = Math.max(applied, loaded.checkpoint.position);
+    this.#applied = from;
     this.#apply(durable.greens.filter((action) => action.position > from), false);
     this.#core = new EngineCore(
       {
@@ -128,6 +153,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const core = this.#core;
     if (core === null || this.#stopped) return Promise.reject(new Error('the engine is not running'));
     if (this.#failed !== null) return Promise.reject(this.#failed);
+    if (action.length > ACTION_BYTES_MAX) return Promise.reject(new RangeError(`an action takes at most ${ACTION_BYTES_MAX} bytes, not ${action.length}`));
     const submitted = core.submit(action);
     if (submitted === null) return Promise.reject(new NotPrimaryError());
     const promise = new Promise<{ position: number; result: Buffer }>((resolve, reject) => this.#waiters.set(submitted.action.seq, { resolve, reject }));
@@ -140,7 +166,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const core = this.#core;
     return {
       primary: core?.primary ?? false,
-      lastGreen: core?.lastGreen ?? 0,
+      lastGreen: this.#applied,
       red: core?.redCount ?? 0,
       members: core?.members ?? [],
       name: this.#options.name,
@@ -155,7 +181,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     const session = this.#session;
     this.#session = null;
     if (session !== null) await session.disconnect().catch(() => {});
-    await this.#draining;
+    await this.#chain;
     this.#file?.close();
     for (const waiter of this.#waiters.values()) waiter.reject(new Error('the engine closed before the action was ordered'));
     this.#waiters.clear();
@@ -248,49 +274,75 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   }
 
   #takeEffects(): void {
-    const effects = this.#core!.takeEffects();
+    const core = this.#core!;
+    const effects = core.takeEffects();
     if (effects.length > 0) {
-      this.#effects.push(...effects);
-      this.#draining ??= this.#drain();
+      // Everything delivered by one socket read becomes one batch: one write, one fdatasync.
+      if (this.#tickEffects.length === 0) queueMicrotask(() => this.#enqueue(this.#tickEffects.splice(0)));
+      this.#tickEffects.push(...effects);
     }
-    this.#emitStatusIfChanged();
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      while (this.#effects.length > 0) {
-        const batch = this.#effects;
-        this.#effects = [];
-        let start = 0;
-        while (start < batch.length) {
-          // A checkpoint replaces the log: records after it belong to the next file.
-          let end = batch.findIndex((effect, index) => index >= start && (effect.kind === 'checkpoint' || effect.kind === 'restore'));
-          if (end === -1) end = batch.length - 1;
-          await this.#perform(batch.slice(start, end + 1));
-          start = end + 1;
-        }
-      }
-    } catch (error) {
-      // Without a durable log the replica must not acknowledge anything more.
-      this.#failed = error instanceof Error ? error : new Error(String(error));
-      this.#log.error({ error: errorText(error) }, 'replication log failed; the replica stops');
-      for (const waiter of this.#waiters.values()) waiter.reject(this.#failed);
+    if ((core.phase === 'non-prim' || core.phase === 'disconnected') && this.#options.outsidePrimary !== 'queue' && this.#waiters.size > 0) {
+      // Refusing means answering now: the caller must not wait for a partition to heal.
+      for (const waiter of this.#waiters.values()) waiter.reject(new ActionInDoubtError());
       this.#waiters.clear();
-      this.#session?.disconnect().catch(() => {});
-      this.#session = null;
-      this.#stopped = true;
-    } finally {
-      this.#draining = null;
     }
     this.#emitStatusIfChanged();
   }
 
-  async #perform(effects: Effect[]): Promise<void> {
-    const records: Buffer[] = [];
-    for (const effect of effects) if (effect.kind === 'log') records.push(encodeRecord(effect.record));
-    if (records.length > 0) await this.#file!.append(records);
+  /**
+   * Queues a batch of effects. Log records are written at once (in order, to the page cache) and
+   * their fdatasync starts at once, so the flushes of consecutive batches overlap; the batch's
+   * other effects run when its flush is done and every earlier batch's effects have run. Behind a
+   * checkpoint (which replaces the log file) later batches wait to write until it is done.
+   */
+  #enqueue(effects: Effect[]): void {
+    let start = 0;
+    while (start < effects.length) {
+      let end = effects.findIndex((effect, index) => index >= start && (effect.kind === 'checkpoint' || effect.kind === 'restore'));
+      if (end === -1) end = effects.length - 1;
+      this.#enqueueSegment(effects.slice(start, end + 1));
+      start = end + 1;
+    }
+  }
+
+  #enqueueSegment(segment: Effect[]): void {
+    const records = segment.flatMap((effect) => (effect.kind === 'log' ? [encodeRecord(effect.record)] : []));
+    const replacesLog = segment.some((effect) => effect.kind === 'checkpoint' || effect.kind === 'restore');
+    let run: () => Promise<void>;
+    if (this.#deferred === 0 && !replacesLog) {
+      const durable = records.length > 0 ? this.#file!.append(records) : null;
+      run = async () => {
+        await durable;
+        this.#perform(segment);
+      };
+    } else {
+      this.#deferred++;
+      run = async () => {
+        this.#deferred--;
+        if (records.length > 0) await this.#file!.append(records);
+        this.#perform(segment);
+      };
+    }
+    this.#chain = this.#chain.then(run).catch((error: unknown) => this.#fail(error));
+  }
+
+  /** Without a durable log the replica must not acknowledge anything more. */
+  #fail(error: unknown): void {
+    if (this.#failed !== null) return;
+    this.#failed = error instanceof Error ? error : new Error(String(error));
+    this.#log.error({ error: errorText(error) }, 'replication log failed; the replica stops');
+    for (const waiter of this.#waiters.values()) waiter.reject(this.#failed);
+    this.#waiters.clear();
+    this.#session?.disconnect().catch(() => {});
+    this.#session = null;
+    this.#stopped = true;
+  }
+
+  #perform(effects: Effect[]): void {
+    if (this.#failed !== null) return;
     let applies: GreenAction[] = [];
     for (const effect of effects) {
+      if (effect.kind === 'log') continue;
       if (effect.kind === 'apply') {
         applies.push(effect.action);
         continue;
@@ -302,6 +354,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
       else if (effect.kind === 'checkpoint') this.#file!.writeCheckpoint(effect.checkpoint, machine.snapshot());
       else if (effect.kind === 'restore') {
         machine.restore(effect.snapshot, effect.checkpoint.position);
+        this.#applied = effect.checkpoint.position;
         this.#file!.writeCheckpoint(effect.checkpoint, effect.snapshot);
         this.#log.info({ position: effect.checkpoint.position, bytes: effect.snapshot.length }, 'state restored from a snapshot');
       } else if (effect.kind === 'send-snapshot') {
@@ -309,11 +362,13 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
       }
     }
     if (applies.length > 0) this.#apply(applies, true);
+    this.#emitStatusIfChanged();
   }
 
   /** Applies greens in order: user actions in batches, primary changes through membersChanged. */
   #apply(actions: GreenAction[], live: boolean): void {
     const machine = this.#options.machine;
+    if (actions.length > 0) this.#applied = actions.at(-1)!.position;
     let start = 0;
     while (start < actions.length) {
       const first = actions[start]!;

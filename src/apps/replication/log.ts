@@ -7,32 +7,30 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { decodeActions, encodeActions, MalformedError, type Action } from './action.js';
+import { decodeActions, encodeActionInto, encodeActions, encodedActionBytes, MalformedError, type Action } from './action.js';
 import { emptyCheckpoint, type Checkpoint, type LogRecord } from './records.js';
 import type { PrimaryRecord } from './voting.js';
 
 const RecordKind = { green: 1, red: 2, yellow: 3, meta: 4 } as const;
 const CHECKPOINT_FILE = 'checkpoint.bin';
 
+/** [u32 length][u8 kind][body]; the action kinds are encoded straight into one buffer (the hot path). */
 export function encodeRecord(record: LogRecord): Buffer {
-  let body: Buffer;
-  let kind: number;
   if (record.kind === 'meta') {
-    kind = RecordKind.meta;
-    body = Buffer.from(JSON.stringify({ lastPrimary: record.lastPrimary, attempts: record.attempts }));
-  } else if (record.kind === 'yellow') {
-    kind = RecordKind.yellow;
-    const prim = Buffer.alloc(8);
-    prim.writeDoubleLE(record.prim, 0);
-    body = encodeActions([record.action], prim);
-  } else {
-    kind = RecordKind[record.kind];
-    body = encodeActions([record.action]);
+    const body = Buffer.from(JSON.stringify({ lastPrimary: record.lastPrimary, attempts: record.attempts }));
+    const head = Buffer.alloc(5);
+    head.writeUInt32LE(body.length + 1, 0);
+    head.writeUInt8(RecordKind.meta, 4);
+    return Buffer.concat([head, body]);
   }
-  const head = Buffer.alloc(5);
-  head.writeUInt32LE(body.length + 1, 0);
-  head.writeUInt8(kind, 4);
-  return Buffer.concat([head, body]);
+  const yellow = record.kind === 'yellow';
+  const head = yellow ? 13 : 5;
+  const target = Buffer.allocUnsafe(head + encodedActionBytes(record.action));
+  target.writeUInt32LE(target.length - 4, 0);
+  target.writeUInt8(RecordKind[record.kind], 4);
+  if (yellow) target.writeDoubleLE(record.prim, 5);
+  encodeActionInto(target, head, record.action, record.kind === 'green' ? record.action.position : 0);
+  return target;
 }
 
 function decodeRecord(kind: number, body: Buffer): LogRecord {
@@ -40,7 +38,7 @@ function decodeRecord(kind: number, body: Buffer): LogRecord {
     const meta = JSON.parse(body.toString('utf8')) as { lastPrimary: PrimaryRecord | null; attempts: PrimaryRecord[] };
     return { kind: 'meta', lastPrimary: meta.lastPrimary, attempts: meta.attempts };
   }
-  if (kind === RecordKind.yellow) return { kind: 'yellow', prim: body.readDoubleLE(0), action: onlyAction(body, 8) };
+  if (kind === RecordKind.yellow) return { kind: 'yellow', prim: body.readDoubleLE(0), action: stripPosition(onlyAction(body, 8)) };
   if (kind === RecordKind.green) return { kind: 'green', action: onlyAction(body, 0) };
   if (kind === RecordKind.red) return { kind: 'red', action: stripPosition(onlyAction(body, 0)) };
   throw new MalformedError(`unknown log record kind ${kind}`);
@@ -108,12 +106,15 @@ export class ActionLog {
     return this.#bytes;
   }
 
-  /** Appends encoded records and waits until they are on disk. */
+  /**
+   * Appends encoded records now (a synchronous write keeps appends in call order) and resolves
+   * once they are on disk; the flushes of consecutive appends may overlap.
+   */
   async append(records: Buffer[]): Promise<void> {
     const data = Buffer.concat(records);
     this.#bytes += data.length;
     const fd = this.#fd;
-    await new Promise<void>((resolve, reject) => fs.write(fd, data, (error) => (error ? reject(error) : resolve())));
+    fs.writeSync(fd, data);
     await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
   }
 

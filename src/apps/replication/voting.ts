@@ -4,6 +4,11 @@
  * attempt to install a newer primary that some member cannot rule out (it sent its CPC but
  * never learned the outcome) must be outvoted the same way, so two primaries never coexist
  * (Yeger Lotem, Keidar and Dolev's treatment of ambiguous attempts).
+ *
+ * A vote counts only from a member that can vouch for the primary's green actions: one that stayed
+ * connected since (SAFE delivery gave it every action any member ordered there). A replica whose
+ * process or daemon session restarted may have lost actions it never read, so it counts only when
+ * every member of that primary is present (then their logs together hold every green action).
  */
 export interface PrimaryRecord {
   /** Installed primaries are numbered 1, 2, 3…; 0 = the configured initial set. */
@@ -25,11 +30,17 @@ export function holdsQuorumOf(previous: readonly string[], present: ReadonlySet<
  * unresolved attempts. With no history at all (a fresh group with no configured replica set)
  * the component bootstraps the first primary.
  */
-export function isPrimaryQuorum(present: ReadonlySet<string>, lastPrimaries: readonly (PrimaryRecord | null)[], attempts: readonly PrimaryRecord[]): boolean {
+export function isPrimaryQuorum(
+  present: ReadonlySet<string>,
+  informed: ReadonlySet<string>,
+  lastPrimaries: readonly (PrimaryRecord | null)[],
+  attempts: readonly PrimaryRecord[],
+): boolean {
+  const voters = (record: PrimaryRecord) => (record.index === 0 || record.members.every((name) => present.has(name)) ? present : informed);
   const last = newestPrimary(lastPrimaries);
-  if (last !== null && !holdsQuorumOf(last.members, present)) return false;
+  if (last !== null && !holdsQuorumOf(last.members, voters(last))) return false;
   const lastIndex = last?.index ?? -1;
-  return attempts.every((attempt) => attempt.index <= lastIndex || holdsQuorumOf(attempt.members, present));
+  return attempts.every((attempt) => attempt.index <= lastIndex || holdsQuorumOf(attempt.members, voters(attempt)));
 }
 
 export function newestPrimary(records: readonly (PrimaryRecord | null)[]): PrimaryRecord | null {
