@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqlMachine } from '../src/apps/replication/index.js';
 import { ensureBuilt } from './fake-daemon/processes.js';
 import { freePort, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
-import { SqlReplicaProcess } from './helpers/sql-replicas.js';
+import { FailoverWriter, SqlReplicaProcess } from './helpers/sql-replicas.js';
 
 let daemon: StartedDaemon;
 let scratch: string;
@@ -143,4 +143,32 @@ describe('tspread sql on one daemon', () => {
     for (const row of acknowledged) expect(rows).toContain(row);
     await Promise.all(group.map((replica) => replica.stop()));
   }, 180_000);
+
+  it('standby take-over: a client fails over from a replica killed with kill -9 to another and loses no acknowledged write', async () => {
+    const names = ['s1', 's2', 's3'];
+    const group = names.map((name) => start('standby', name, names));
+    await Promise.all(group.map((replica) => replica.untilPrimary()));
+    expect(await group[0]!.write('CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)')).toMatch(/^ok \d+$/);
+    const clients = [new FailoverWriter([group[0]!, group[1]!]), new FailoverWriter([group[0]!, group[2]!])];
+    const acknowledged: string[] = [];
+    const run = (client: FailoverWriter, prefix: string) =>
+      (async () => {
+        for (let n = 0; n < 300; n++) {
+          const answer = await client.write(`INSERT OR IGNORE INTO orders VALUES ('${prefix}-${n}', ${n})`);
+          expect(answer).toMatch(/^ok \d+$/);
+          acknowledged.push(`${prefix}-${n}`);
+        }
+      })();
+    const runs = [run(clients[0]!, 'x'), run(clients[1]!, 'y')];
+    while (acknowledged.length < 100) await new Promise((resolve) => setTimeout(resolve, 20));
+    group[0]!.kill();
+    await Promise.all(runs);
+    expect(clients.map((client) => client.failovers)).toEqual([1, 1]);
+    const survivors = [group[1]!, group[2]!];
+    await digestsAgree(survivors);
+    const ids = (await survivors[0]!.query('SELECT id FROM orders')).slice(0, -1);
+    expect(ids.length).toBe(600);
+    expect(new Set(ids)).toEqual(new Set(acknowledged));
+    await Promise.all(survivors.map((replica) => replica.stop()));
+  }, 120_000);
 });

@@ -151,3 +151,33 @@ export class SqlReplicaProcess {
     }
   }
 }
+
+/**
+ * A client of several replicas that fails over (standby take-over): it writes through one
+ * replica and, when that one dies, sends every write not yet acknowledged to the next one.
+ * Writes must be idempotent (a client-chosen key with INSERT OR IGNORE, an upsert …): a write
+ * the dead replica had submitted may already be ordered, and must not count twice.
+ */
+export class FailoverWriter {
+  readonly #replicas: SqlReplicaProcess[];
+  #current = 0;
+  failovers = 0;
+
+  constructor(replicas: SqlReplicaProcess[]) {
+    this.#replicas = replicas;
+  }
+
+  /** Writes until acknowledged (`ok N`), moving on to the next live replica when one dies. */
+  async write(sql: string): Promise<string> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const replica = this.#replicas[this.#current]!;
+      const answer = replica.alive ? await replica.write(sql) : 'error replica exited';
+      if (answer !== 'error replica exited' && !answer.startsWith('error not in a primary component')) return answer;
+      if (!replica.alive) {
+        this.#current = (this.#current + 1) % this.#replicas.length;
+        this.failovers++;
+      } else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no replica acknowledged: ${sql}`);
+  }
+}
