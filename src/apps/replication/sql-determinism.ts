@@ -76,17 +76,22 @@ export function scanSql(sql: string): { code: string; literals: string[] } {
   return { code, literals };
 }
 
+const REFUSED_PATTERNS = Object.keys(REFUSED_FUNCTIONS).map((name) =>
+  name.startsWith('current_')
+    ? { pattern: new RegExp(`\\b${name}\\b`), label: name.toUpperCase() }
+    : { pattern: new RegExp(`\\b${name}\\s*\\(`), label: `${name}()` },
+);
+const TIME_CALL_WITHOUT_ARGUMENTS = new RegExp(`\\b(${TIME_FUNCTIONS.join('|')})\\s*\\(\\s*\\)`);
+const TIME_CALL = new RegExp(`\\b(${TIME_FUNCTIONS.join('|')})\\s*\\(`);
+
 /** Why `sql` would not be deterministic, or null when the lexical check finds nothing. */
 export function nondeterminismIn(sql: string): string | null {
   const { code, literals } = scanSql(sql);
   const lower = code.toLowerCase();
-  for (const name of Object.keys(REFUSED_FUNCTIONS)) {
-    const pattern = name.startsWith('current_') ? new RegExp(`\\b${name}\\b`) : new RegExp(`\\b${name}\\s*\\(`);
-    if (pattern.test(lower)) return refusal(name.startsWith('current_') ? name.toUpperCase() : `${name}()`);
-  }
-  const timeCall = new RegExp(`\\b(${TIME_FUNCTIONS.join('|')})\\s*\\(\\s*\\)`).exec(lower);
+  for (const { pattern, label } of REFUSED_PATTERNS) if (pattern.test(lower)) return refusal(label);
+  const timeCall = TIME_CALL_WITHOUT_ARGUMENTS.exec(lower);
   if (timeCall !== null) return refusal(`${timeCall[1]}() (the current time)`);
-  const usesTime = new RegExp(`\\b(${TIME_FUNCTIONS.join('|')})\\s*\\(`).test(lower);
+  const usesTime = TIME_CALL.test(lower);
   const clockWord = literals.find((text) => CLOCK_WORDS.has(text.trim().toLowerCase()));
   if (usesTime && clockWord !== undefined) return refusal(`'${clockWord}' in a date/time function`);
   return null;
