@@ -65,6 +65,15 @@ describe('SqlMachine', () => {
     expect(sql.appliedPosition()).toBe(7);
   });
 
+  it('skips actions it already holds (a database ahead of a lost engine log)', () => {
+    const sql = machine();
+    apply(sql, ['CREATE TABLE t (n)', 'INSERT INTO t VALUES (1)'], 0);
+    const again = apply(sql, ['CREATE TABLE t (n)', 'INSERT INTO t VALUES (1)', 'INSERT INTO t VALUES (2)'], 0);
+    expect(again).toEqual(['already applied', 'already applied', null]);
+    expect(sql.db.prepare('SELECT n FROM t').pluck().all()).toEqual([1, 2]);
+    expect(sql.appliedPosition()).toBe(3);
+  });
+
   it('runs a block as one action: all of it or none of it', () => {
     const sql = machine();
     apply(sql, ['CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER CHECK (balance >= 0))', 'INSERT INTO account VALUES (1, 10), (2, 0)']);

@@ -80,9 +80,12 @@ export class SqlMachine implements StateMachine {
     const db = this.#db;
     const schemaBefore = db.pragma('schema_version', { simple: true }) as number;
     const results: Buffer[] = [];
+    // A database ahead of the engine (its data directory was lost or replaced) already holds
+    // these actions: applying them again would apply them twice.
+    const applied = this.appliedPosition();
     db.transaction(() => {
-      for (const { action } of actions) results.push(this.#applyOne(action));
-      this.#setMeta('position', actions.at(-1)!.position);
+      for (const { position, action } of actions) results.push(position <= applied ? Buffer.from('already applied') : this.#applyOne(action));
+      this.#setMeta('position', Math.max(applied, actions.at(-1)!.position));
       if ((db.pragma('schema_version', { simple: true }) as number) !== schemaBefore) this.#setMeta('schema', this.#schemaDigest());
     }).immediate();
     return results;
