@@ -41,5 +41,5 @@ describe('replication engine under seeded chaos', () => {
     }
     // The workload must actually commit through the chaos, not just refuse.
     expect(acknowledged).toBeGreaterThan(seeds.length * 10);
-  }, 120_000);
+  }, Math.max(120_000, seeds.length * 1000));
 });

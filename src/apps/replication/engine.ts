@@ -112,6 +112,7 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
   /** Batches behind a checkpoint, whose records are written only when their turn comes. */
   #deferred = 0;
   #lastStatus = '';
+  #lastStatusApplied = -1;
   #failed: Error | null = null;
   /** The last green position applied to the machine (the core may be ahead, waiting for a flush). */
   #applied = 0;
@@ -400,11 +401,14 @@ export class ReplicationEngine extends EventEmitter<ReplicationEngineEvents> {
     });
   }
 
+  /** Emits 'status' when what status() reports changed; a green position moving on counts only with a listener. */
   #emitStatusIfChanged(): void {
-    const status = this.status();
-    const key = JSON.stringify(status);
-    if (key === this.#lastStatus) return;
+    const core = this.#core;
+    const members = core?.members ?? [];
+    const key = `${core?.primary ?? false} ${core?.redCount ?? 0} ${members.join(',')}`;
+    if (key === this.#lastStatus && (this.listenerCount('status') === 0 || this.#applied === this.#lastStatusApplied)) return;
     this.#lastStatus = key;
-    this.emit('status', status);
+    this.#lastStatusApplied = this.#applied;
+    this.emit('status', this.status());
   }
 }

@@ -42,7 +42,7 @@ class MapMachine implements StateMachine {
   onChange: (key: string, value: string | undefined, previous: string | undefined, position: number) => void = () => {};
 
   applyBatch(actions: { position: number; action: Buffer }[]): Buffer[] {
-    return actions.map(({ position, action }) => Buffer.from(JSON.stringify(this.#applyOne(position, action))));
+    return actions.map(({ position, action }) => encodeResult(this.#applyOne(position, action)));
   }
 
   #applyOne(position: number, bytes: Buffer): MapResult {
@@ -77,6 +77,10 @@ class MapMachine implements StateMachine {
     this.entries = new Map(JSON.parse(snapshot.toString('utf8')) as [string, string][]);
   }
 }
+
+const OK = Buffer.from(JSON.stringify({ ok: true }));
+const NOT_OK = Buffer.from(JSON.stringify({ ok: false }));
+const encodeResult = (result: MapResult): Buffer => (result.error !== undefined ? Buffer.from(JSON.stringify(result)) : result.ok ? OK : NOT_OK);
 
 const parse = <V>(text: string | undefined): V | undefined => (text === undefined ? undefined : (JSON.parse(text) as V));
 
