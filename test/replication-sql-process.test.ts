@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqlMachine } from '../src/apps/replication/index.js';
-import { ensureBuilt } from './fake-daemon/processes.js';
+import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
 import { freePort, soloConfig, startDaemon, type StartedDaemon } from './helpers/daemon.js';
 import { FailoverWriter, SqlReplicaProcess } from './helpers/sql-replicas.js';
 
@@ -74,6 +74,12 @@ describe('tspread sql on one daemon', () => {
     await digestsAgree(group);
     await Promise.all(group.map((replica) => replica.stop()));
   }, 120_000);
+
+  it('tspread sql --help lists the flags and the answers', async () => {
+    const help = new ToolProcess(['sql', '--help']);
+    expect(await help.exited).toBe(0);
+    for (const text of ['--db <file>', '--group <name>', '--spread <daemon>', '--name <replica>', 'ok N', '.status', 'primary|non-primary']) expect(help.stdout).toContain(text);
+  });
 
   it('answers bad input with a clear error and loses nothing at the others', async () => {
     const names = ['b1', 'b2'];
