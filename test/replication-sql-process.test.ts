@@ -177,4 +177,23 @@ describe('tspread sql on one daemon', () => {
     expect(new Set(ids)).toEqual(new Set(acknowledged));
     await Promise.all(survivors.map((replica) => replica.stop()));
   }, 120_000);
+
+  it('--queue-red holds writes made without a primary and answers them once a primary orders them', async () => {
+    const port = await freePort();
+    const replica = SqlReplicaProcess.start({ db: join(scratch, 'queued.db'), group: 'queued', name: 'q1', spread: `${port}@127.0.0.1`, replicas: ['q1'], extra: ['--queue-red'] });
+    replicas.push(replica);
+    const refusing = SqlReplicaProcess.start({ db: join(scratch, 'refusing.db'), group: 'refusing', name: 'q2', spread: `${port}@127.0.0.1`, replicas: ['q2'] });
+    replicas.push(refusing);
+    expect((await replica.status()).primary).toBe(false);
+    const answers = [replica.write('CREATE TABLE t (n)'), replica.write('INSERT INTO t VALUES (1)')];
+    expect(await refusing.write('CREATE TABLE t (n)')).toMatch(/^error not in a primary component/);
+    const late = await startDaemon({ port, config: soloConfig(port) });
+    try {
+      expect(await Promise.all(answers)).toEqual([expect.stringMatching(/^ok \d+$/), expect.stringMatching(/^ok \d+$/)]);
+      expect(await replica.query('SELECT n FROM t')).toEqual(['1', 'ok']);
+      await Promise.all([replica.stop(), refusing.stop()]);
+    } finally {
+      await late.stop();
+    }
+  }, 120_000);
 });
