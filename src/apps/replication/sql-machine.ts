@@ -197,6 +197,11 @@ export class SqlMachine implements StateMachine {
     }
   }
 
+  /** Compiles `sql` against the local database (throws SQLite's error); the submitter's own apply reuses the result. */
+  check(sql: string): void {
+    this.#prepare(sql);
+  }
+
   /** Prepared statements are cached: a writer repeating one INSERT shape is parsed once. */
   #prepare(sql: string): Database.Statement {
     let statement = this.#statements.get(sql);

@@ -111,7 +111,7 @@ export class SqlReplica {
   async #submit(statements: string[]): Promise<string> {
     for (const sql of statements) {
       try {
-        this.machine.db.prepare(sql);
+        this.machine.check(sql);
       } catch (error) {
         const message = (error as Error).message;
         if (SYNTAX_ERRORS.test(message)) return `error ${message}`;
