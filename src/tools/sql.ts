@@ -62,7 +62,8 @@ export function sqlCommand(): Command {
       `
 Answers (stdout), one per request, in input order:
   write                    ok N          (green and applied here; N = global action number, equal at every replica)
-                           error <reason> (outside a primary component, refused or non-deterministic SQL, SQL error)
+                           error <reason> (outside a primary component; in doubt: cut off while in flight, may
+                                           still be ordered; refused or non-deterministic SQL; SQL error)
   SELECT …                 rows, tab-separated, then ok    (read locally)
   BEGIN / … / COMMIT       one action: one answer at COMMIT
   .status                  primary|non-primary green <last green number> red <red count>   (at once)

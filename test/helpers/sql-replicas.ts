@@ -172,7 +172,8 @@ export class FailoverWriter {
     for (let attempt = 0; attempt < 50; attempt++) {
       const replica = this.#replicas[this.#current]!;
       const answer = replica.alive ? await replica.write(sql) : 'error replica exited';
-      if (answer !== 'error replica exited' && !answer.startsWith('error not in a primary component')) return answer;
+      const retry = answer === 'error replica exited' || answer.startsWith('error not in a primary component') || answer.startsWith('error in doubt');
+      if (!retry) return answer;
       if (!replica.alive) {
         this.#current = (this.#current + 1) % this.#replicas.length;
         this.failovers++;

@@ -8,10 +8,10 @@
  *   .digest           -> `digest <sha256 of the content> at N`
  * Writes are submitted at once (pipelined); a query waits for the answers before it, so a
  * client reads its own writes. A write in flight when the replica leaves the primary is
- * answered once a primary orders it (after the partition heals); the answers after it wait.
+ * answered `error in doubt: …` at once: it may still be ordered once the partition heals.
  */
 import type Database from 'better-sqlite3';
-import { NotPrimaryError, ReplicationEngine, type EngineOptions } from './engine.js';
+import { ActionInDoubtError, NotPrimaryError, ReplicationEngine, type EngineOptions } from './engine.js';
 import { databaseDigest } from './sql-digest.js';
 import { decodeSqlResult, encodeSqlAction, SqlMachine } from './sql-machine.js';
 import { refusalOf, StatementReader, type SqlRequest } from './sql-statements.js';
@@ -122,6 +122,7 @@ export class SqlReplica {
       const { error } = decodeSqlResult(result);
       return error === null ? `ok ${position}` : `error ${oneLine(error)}`;
     } catch (error) {
+      if (error instanceof ActionInDoubtError) return `error in doubt: this replica left the primary component before the write was ordered; it may still be ordered later`;
       if (error instanceof NotPrimaryError) return `error not in a primary component (${error.message})`;
       return `error ${oneLine((error as Error).message)}`;
     }
