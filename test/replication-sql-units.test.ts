@@ -13,6 +13,7 @@ import { databaseDigest } from '../src/apps/replication/sql-digest.js';
 import { nondeterminismIn } from '../src/apps/replication/sql-determinism.js';
 import { decodeSqlResult, encodeSqlAction, SqlMachine, StrangerDatabaseError } from '../src/apps/replication/sql-machine.js';
 import { SQL_ACTION_BYTES_MAX, StatementReader } from '../src/apps/replication/sql-statements.js';
+import { BoundedLineSplitter } from '../src/apps/replication/line-reader.js';
 
 const directories: string[] = [];
 const machines: SqlMachine[] = [];
@@ -248,5 +249,39 @@ describe('StatementReader', () => {
     reader.line('INSERT INTO t VALUES (1)');
     expect(reader.line('END')).toMatchObject({ kind: 'error', reason: expect.stringMatching(/random/) as string });
     expect(reader.inBlock).toBe(false);
+  });
+});
+
+describe('BoundedLineSplitter', () => {
+  it('joins lines split across chunks, drops CR, reports over-long lines by length, keeps a last unfinished line', () => {
+    const seen: string[] = [];
+    const lines = new BoundedLineSplitter(10, { line: (text) => seen.push(text), oversized: (bytes) => seen.push(`<${bytes} bytes>`) });
+    for (const chunk of ['SEL', 'ECT 1\r\nab', 'c\n', 'x'.repeat(7), 'y'.repeat(7), 'z\nshort\n', '\n', 'tail']) lines.push(Buffer.from(chunk));
+    lines.end();
+    expect(seen).toEqual(['SELECT 1', 'abc', '<15 bytes>', 'short', '', 'tail']);
+  });
+
+  it('property: any chunking gives the same lines', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 14 }).filter((text) => !text.includes('\n') && !text.includes('\r')), { maxLength: 12 }), fc.array(fc.nat({ max: 20 }), { maxLength: 20 }), (texts, cuts) => {
+        const input = Buffer.from(texts.map((text) => `${text}\n`).join(''));
+        const collect = (chunks: Buffer[]) => {
+          const seen: string[] = [];
+          const lines = new BoundedLineSplitter(10, { line: (text) => seen.push(text), oversized: (bytes) => seen.push(`<${bytes}>`) });
+          for (const chunk of chunks) lines.push(chunk);
+          lines.end();
+          return seen;
+        };
+        const chunks: Buffer[] = [];
+        let start = 0;
+        for (const cut of cuts) {
+          chunks.push(input.subarray(start, Math.min(input.length, start + cut)));
+          start = Math.min(input.length, start + cut);
+        }
+        chunks.push(input.subarray(start));
+        expect(collect(chunks)).toEqual(collect([input]));
+        expect(collect([input])).toEqual(texts.map((text) => (Buffer.byteLength(text) > 10 ? `<${Buffer.byteLength(text)}>` : text)));
+      }),
+    );
   });
 });
