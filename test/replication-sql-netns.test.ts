@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from './fake-daemon/processes.js';
 import { CLIENT_PORT, SpreadLab } from './helpers/netns-spread.js';
-import { SqlReplicaProcess } from './helpers/sql-replicas.js';
+import { FailoverWriter, SqlReplicaProcess } from './helpers/sql-replicas.js';
 
 const NAMES = ['r1', 'r2', 'r3'];
 const ACCOUNTS = 10;
@@ -189,4 +189,25 @@ describe('tspread sql, three daemons in network namespaces', () => {
     await stopAllWriters();
     await checkConverged(90_000);
   }, 300_000);
+
+  it('standby take-over: a client writing through r1 fails over to r2 when r1 is killed, no acknowledged write lost', async () => {
+    expect(await replicas[0]!.write('CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)')).toMatch(/^ok \d+$/);
+    const client = new FailoverWriter([replicas[0]!, replicas[1]!]);
+    const acknowledgedOrders: string[] = [];
+    const writing = (async () => {
+      for (let n = 0; n < 200; n++) {
+        expect(await client.write(`INSERT OR IGNORE INTO orders VALUES ('o-${n}', ${n})`)).toMatch(/^ok \d+$/);
+        acknowledgedOrders.push(`o-${n}`);
+      }
+    })();
+    while (acknowledgedOrders.length < 50) await sleep(20);
+    replicas[0]!.kill();
+    await writing;
+    expect(client.failovers).toBe(1);
+    startReplica(0);
+    await checkConverged();
+    const ids = (await replicas[0]!.query('SELECT id FROM orders')).slice(0, -1);
+    expect(ids.length).toBe(200);
+    expect(new Set(ids)).toEqual(new Set(acknowledgedOrders));
+  }, 240_000);
 });
