@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { ReplicationEngine, type EngineOptions, type EngineStatus, type StateMachine } from './engine.js';
+import { ActionInDoubtError, ReplicationEngine, type EngineOptions, type EngineStatus, type StateMachine } from './engine.js';
 import { LockTable, type LockAction, type LockEvent, type LockMode, type LockRequest, type LockResult } from './locks-machine.js';
 
 /** The lock table as the engine's state machine; reports what happened to requests through `onEvent`. */
@@ -126,12 +126,19 @@ export class LockService extends EventEmitter<{ status: [EngineStatus] }> {
   readonly #pending = new Map<string, PendingAcquire>();
   readonly #held = new Map<string, { lock: Lock; leaseTimer: NodeJS.Timeout | null }>();
   #resetDone = false;
+  /** Requests whose caller was told "in doubt": if they are ordered after all, they are withdrawn. */
+  readonly #abandoned = new Set<string>();
 
   constructor(options: LockServiceOptions) {
     super();
     this.#name = options.name;
     this.engine = new ReplicationEngine({ ...options, machine: this.machine });
     this.machine.onEvent = (event) => this.#onEvent(event);
+    this.engine.on('applied', (event) => {
+      if (!event.local || this.#abandoned.size === 0) return;
+      const action = JSON.parse(event.action.toString('utf8')) as LockAction;
+      if (action.op === 'acquire' && this.#abandoned.delete(action.id)) void this.release(action.id).catch(() => {});
+    });
     this.engine.on('status', (status) => {
       this.emit('status', status);
       if (status.primary) void this.#reset();
@@ -165,6 +172,7 @@ export class LockService extends EventEmitter<{ status: [EngineStatus] }> {
       if (outcome.state === 'granted') this.#grant(request.id);
       else if (outcome.state === 'refused') this.#fail(request.id, new LockRefusedError(outcome.reason));
     } catch (error) {
+      if (error instanceof ActionInDoubtError) this.#abandoned.add(request.id);
       this.#fail(request.id, error instanceof Error ? error : new Error(String(error)));
     }
     return granted;
