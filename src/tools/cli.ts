@@ -3,7 +3,8 @@
  * `tspread` command line: one program, one subcommand per tool Spread users know
  * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
  * tspread's own (check, dashboard) and the applications' (log-send and logd =
- * spreadlogd, session-cache = Splash, vip = wackamole). Each subcommand lives in
+ * spreadlogd, session-cache = Splash, vip = wackamole,
+ * sql = replicated SQLite after Congruity). Each subcommand lives in
  * its own module.
  */
 import { Command } from 'commander';
@@ -16,6 +17,7 @@ import { logdCommand } from './logd.js';
 import { sessionCacheCommand } from './session-cache.js';
 import { vipCommand } from '../apps/vip/command.js';
 import { passwordHashCommand } from './password-hash.js';
+import { sqlCommand } from './sql.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -30,5 +32,6 @@ program.addCommand(logdCommand());
 program.addCommand(sessionCacheCommand());
 program.addCommand(vipCommand());
 program.addCommand(passwordHashCommand());
+program.addCommand(sqlCommand());
 
 await program.parseAsync(process.argv);
