@@ -1,0 +1,101 @@
+/**
+ * tspread/messaging queues on three real daemons: 3 producers and 3 competing
+ * consumers (`tspread mq` processes) on different daemons, 30 000 messages —
+ * exactly once while every consumer lives; at least once, with duplicates only
+ * among the killed consumer's unacknowledged messages, when one is SIGKILLed.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from './helpers/daemon.js';
+import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
+import { waitUntil } from './helpers/log-collectors.js';
+import { consumedLines, daemonArgs, startConsumer, waitForRing, type ConsumedLine } from './helpers/messaging.js';
+
+const PER_PRODUCER = 10_000;
+const TOTAL = 3 * PER_PRODUCER;
+let ring: StartedRing;
+const tools: ToolProcess[] = [];
+
+beforeAll(async () => {
+  ensureBuilt();
+  ring = await startRing({ count: 3, extraLines: SPREAD_LAN_TIMEOUTS });
+  await waitForRing(ring);
+}, 90_000);
+
+afterEach(async () => {
+  for (const tool of tools.splice(0)) {
+    tool.kill();
+    await tool.exited;
+  }
+});
+
+afterAll(async () => {
+  await ring?.stop();
+});
+
+/** Three producers, one per daemon, each sending PER_PRODUCER lines "pN-i" from stdin. */
+async function produce(queue: string): Promise<void> {
+  const producers = [0, 1, 2].map((index) => {
+    const tool = new ToolProcess(['mq', 'send', queue, ...daemonArgs(ring, index)]);
+    tools.push(tool);
+    const lines = Array.from({ length: PER_PRODUCER }, (_, i) => `p${index}-${i}`);
+    tool.child.stdin.end(`${lines.join('\n')}\n`);
+    return tool;
+  });
+  const codes = await Promise.all(producers.map((tool) => tool.exited));
+  expect(codes, producers.map((tool) => tool.stderr).join('\n')).toEqual([0, 0, 0]);
+}
+
+function countBodies(lines: ConsumedLine[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of lines) counts.set(line.body, (counts.get(line.body) ?? 0) + 1);
+  return counts;
+}
+
+describe('queue with competing consumers on three daemons', () => {
+  it('consumes every one of 30 000 messages exactly once while no consumer dies', async () => {
+    const consumers: ToolProcess[] = [];
+    for (const index of [0, 1, 2]) consumers.push(await startConsumer(ring, index, 'q-once'));
+    tools.push(...consumers);
+    await produce('q-once');
+    const all = () => consumers.flatMap(consumedLines);
+    await waitUntil(() => all().length >= TOTAL, () => `consumed ${all().length} of ${TOTAL}`, 120_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lines = all();
+    expect(lines.length).toBe(TOTAL);
+    const counts = countBodies(lines);
+    expect(counts.size).toBe(TOTAL);
+    expect([...counts.values()].every((count) => count === 1)).toBe(true);
+    expect(lines.every((line) => line.deliveryCount === 1)).toBe(true);
+    for (const consumer of consumers) expect(consumedLines(consumer).length).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('redelivers a killed consumer’s unacknowledged messages: all at least once, duplicates only among those', async () => {
+    const prefetch = 200;
+    const consumers: ToolProcess[] = [];
+    for (const index of [0, 1, 2]) consumers.push(await startConsumer(ring, index, 'q-kill', ['--prefetch', String(prefetch)]));
+    tools.push(...consumers);
+    const victim = consumers[1]!;
+    const survivors0 = () => [consumers[0]!, consumers[2]!].flatMap(consumedLines);
+    const producing = produce('q-kill');
+    await waitUntil(() => consumedLines(victim).length >= 1000, () => `victim consumed ${consumedLines(victim).length}`, 120_000);
+    victim.kill();
+    await victim.exited;
+    // Killed mid-stream: the others still had messages to take.
+    expect(consumedLines(victim).length + survivors0().length).toBeLessThan(TOTAL);
+    await producing;
+    const survivors = [consumers[0]!, consumers[2]!];
+    const bodies = () => countBodies([...consumedLines(victim), ...survivors.flatMap(consumedLines)]);
+    await waitUntil(() => bodies().size >= TOTAL, () => `consumed ${bodies().size} distinct of ${TOTAL}`, 120_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const victimBodies = new Set(consumedLines(victim).map((line) => line.body));
+    const survivorLines = survivors.flatMap(consumedLines);
+    const survivorCounts = countBodies(survivorLines);
+    expect([...survivorCounts.values()].every((count) => count === 1)).toBe(true);
+    const duplicates = survivorLines.filter((line) => victimBodies.has(line.body));
+    expect(duplicates.length).toBeLessThanOrEqual(prefetch);
+    expect(duplicates.every((line) => line.deliveryCount >= 2)).toBe(true);
+    // The victim held unacknowledged messages when it died; the survivors took them.
+    expect(survivorLines.filter((line) => line.deliveryCount >= 2).length).toBeGreaterThan(0);
+    expect(bodies().size).toBe(TOTAL);
+  }, 240_000);
+});
