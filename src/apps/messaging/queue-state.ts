@@ -61,6 +61,8 @@ export class QueueState {
   #waiting: QueueEntry[] = [];
   #waitingHead = 0;
   #consumers: Consumer[] = [];
+  /** The same consumers by name (an ack looks its owner up once per record). */
+  #byName = new Map<string, Consumer>();
   #next = 0;
   #nextId = 1;
   #bytes = 0;
@@ -98,7 +100,7 @@ export class QueueState {
 
   /** Counts in-flight records per consumer (for checks and stats). */
   inflight(name: string): number {
-    return this.#consumers.find((consumer) => consumer.name === name)?.inflight ?? 0;
+    return this.#byName.get(name)?.inflight ?? 0;
   }
 
   publish(record: Uint8Array, key: string | null): void {
@@ -129,9 +131,9 @@ export class QueueState {
 
   /** A consumer announces itself (again: its prefetch changes). */
   register(name: string, prefetch: number): void {
-    const known = this.#consumers.find((consumer) => consumer.name === name);
+    const known = this.#byName.get(name);
     if (known !== undefined) known.prefetch = prefetch;
-    else this.#consumers.push({ name, prefetch, inflight: 0 });
+    else this.#addConsumer({ name, prefetch, inflight: 0 });
     this.#dispatch();
   }
 
@@ -141,6 +143,7 @@ export class QueueState {
     const leaving = this.#consumers.filter((consumer) => !present.has(consumer.name));
     if (leaving.length === 0) return;
     this.#consumers = this.#consumers.filter((consumer) => present.has(consumer.name));
+    for (const consumer of leaving) this.#byName.delete(consumer.name);
     this.#next = 0;
     const names = new Set(leaving.map((consumer) => consumer.name));
     const returned: QueueEntry[] = [];
@@ -186,8 +189,13 @@ export class QueueState {
     this.#bytes -= entry.record.length;
   }
 
+  #addConsumer(consumer: Consumer): void {
+    this.#consumers.push(consumer);
+    this.#byName.set(consumer.name, consumer);
+  }
+
   #release(entry: QueueEntry): void {
-    const owner = this.#consumers.find((consumer) => consumer.name === entry.owner);
+    const owner = entry.owner === null ? undefined : this.#byName.get(entry.owner);
     if (owner !== undefined) owner.inflight--;
     entry.owner = null;
   }
@@ -287,7 +295,9 @@ export class QueueState {
     };
     this.#nextId = meta.nextId;
     this.#next = meta.next;
-    this.#consumers = meta.consumers.map(([name, prefetch]) => ({ name, prefetch, inflight: 0 }));
+    this.#consumers = [];
+    this.#byName.clear();
+    for (const [name, prefetch] of meta.consumers) this.#addConsumer({ name, prefetch, inflight: 0 });
     this.#entries.clear();
     this.#bytes = 0;
     let at = 4 + headLength;
@@ -297,10 +307,8 @@ export class QueueState {
       const entry: QueueEntry = { id, record, owner, deliveries };
       this.#entries.set(id, entry);
       this.#bytes += length;
-      if (owner !== null) {
-        const consumer = this.#consumers.find((candidate) => candidate.name === owner);
-        if (consumer !== undefined) consumer.inflight++;
-      }
+      const consumer = owner === null ? undefined : this.#byName.get(owner);
+      if (consumer !== undefined) consumer.inflight++;
     }
     this.#retry = meta.retry.map((id) => this.#entries.get(id)!);
     this.#retryHead = 0;
