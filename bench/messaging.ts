@@ -13,7 +13,7 @@
  *
  * Build first (`npx tsc -p .`), then:
  *
- *   node dist/bench/messaging.js [--runs 3] [--messages 150000] [--prefetch 2000] [--asks 3000]
+ *   node dist/bench/messaging.js [--runs 3] [--messages 150000] [--prefetch 20000] [--asks 3000]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,7 @@ exitWithUsageIfAsked(import.meta.url);
 
 const runs = Number(flag('runs', '3'));
 const messages = Number(flag('messages', '150000'));
-const prefetch = Number(flag('prefetch', '2000'));
+const prefetch = Number(flag('prefetch', '20000'));
 const askCount = Number(flag('asks', '3000'));
 const role = flag('role', 'main');
 const daemon = flag('daemon', '');
@@ -135,7 +135,7 @@ async function askLatency(ring: StartedRing, queue: string): Promise<{ p50: numb
     for (let index = 0; index < askCount; index++) {
       const start = process.hrtime.bigint();
       await asker.ask(queue, BODY, { timeoutMs: 5000 });
-      if (index >= 100) samples.push(Number(process.hrtime.bigint() - start) / 1000);
+      if (index >= Math.floor(askCount / 10)) samples.push(Number(process.hrtime.bigint() - start) / 1000);
     }
   } finally {
     await asker.close();
