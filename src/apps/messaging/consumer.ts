@@ -10,7 +10,7 @@ import { errorText, silentLogger, type Logger } from '../shared/logger.js';
 import { decodeRecord, type Body, type Headers } from './envelope.js';
 import type { Handler, ReceivedMessage } from './message.js';
 import { applyOperation, encodeAcks, encodeRegister } from './operations.js';
-import { QueueState, type QueueEntry, type QueueLimits } from './queue-state.js';
+import { QueueState, recordOf, type QueueEntry, type QueueLimits } from './queue-state.js';
 
 export interface ConsumeOptions {
   /** Most unacknowledged messages this consumer holds at once (default 1000). */
@@ -119,7 +119,7 @@ export class Consumer {
   }
 
   #message(entry: QueueEntry): ReceivedMessage {
-    const decoded = decodeRecord(entry.record);
+    const decoded = decodeRecord(recordOf(entry));
     const sendReply = this.#sendReply;
     return {
       source: this.queue,

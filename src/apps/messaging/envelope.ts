@@ -157,11 +157,11 @@ function parseHeaders(text: string): Headers {
   throw new MessageFormatError('headers that do not parse');
 }
 
-/** The idempotency key of a record, read without decoding the rest (latin1: only compared). */
-export function recordKey(record: Uint8Array): string | null {
-  const keyLength = record[1] ?? 0;
-  if (keyLength === 0 || record.length < 2 + keyLength) return null;
-  return Buffer.from(record.buffer, record.byteOffset + 2, keyLength).toString('latin1');
+/** The idempotency key of the record at `offset`, read without decoding the rest (latin1: only compared). */
+export function recordKey(bytes: Uint8Array, offset = 0): string | null {
+  const keyLength = bytes[offset + 1] ?? 0;
+  if (keyLength === 0 || bytes.length < offset + 2 + keyLength) return null;
+  return Buffer.from(bytes.buffer, bytes.byteOffset + offset + 2, keyLength).toString('latin1');
 }
 
 /**

@@ -50,10 +50,7 @@ const NOTHING: Applied = { settledBy: null, settled: [], registered: null };
 export function applyOperation(state: QueueState, operation: Uint8Array): Applied {
   const code = operation[0];
   if (code === PUBLISH) {
-    const complete = forEachRecord(operation, 1, (offset, length) => {
-      const record = operation.subarray(offset, offset + length);
-      state.publish(record, recordKey(record));
-    });
+    const complete = forEachRecord(operation, 1, (offset, length) => state.publish(operation, recordKey(operation, offset), offset, length));
     if (!complete) throw new Error('a publish batch with a malformed tail');
     return NOTHING;
   }

@@ -18,8 +18,10 @@
 
 export interface QueueEntry {
   readonly id: number;
-  /** The encoded record (a view into the batch it arrived in). */
-  readonly record: Uint8Array;
+  /** The encoded record is `length` bytes at `offset` of `batch` (no view per record: fewer allocations). */
+  readonly batch: Uint8Array;
+  readonly offset: number;
+  readonly length: number;
   /** The consumer it is assigned to, or null while it waits. */
   owner: string | null;
   /** How many times it was assigned (1 on first delivery). */
@@ -103,7 +105,8 @@ export class QueueState {
     return this.#byName.get(name)?.inflight ?? 0;
   }
 
-  publish(record: Uint8Array, key: string | null): void {
+  /** Queues the record at `offset` of `batch` (`length` bytes; default: all of it). */
+  publish(batch: Uint8Array, key: string | null, offset = 0, length = batch.length - offset): void {
     this.counters.published++;
     if (key !== null) {
       if (this.#keys.has(key)) {
@@ -112,13 +115,13 @@ export class QueueState {
       }
       this.#rememberKey(key);
     }
-    if (this.#entries.size >= this.limits.maxRecords || this.#bytes + record.length > this.limits.maxBytes) {
+    if (this.#entries.size >= this.limits.maxRecords || this.#bytes + length > this.limits.maxBytes) {
       this.counters.overflowed++;
       return;
     }
-    const entry: QueueEntry = { id: this.#nextId++, record, owner: null, deliveries: 0 };
+    const entry: QueueEntry = { id: this.#nextId++, batch, offset, length, owner: null, deliveries: 0 };
     this.#entries.set(entry.id, entry);
-    this.#bytes += record.length;
+    this.#bytes += length;
     if (this.waiting === 0) {
       const consumer = this.#pickConsumer();
       if (consumer !== null) {
@@ -176,7 +179,7 @@ export class QueueState {
       this.#release(entry);
       if (entry.deliveries >= this.limits.maxDeliveries) {
         this.#entries.delete(entry.id);
-        this.#bytes -= entry.record.length;
+        this.#bytes -= entry.length;
         this.counters.deadLettered++;
       } else this.#retry.push(entry);
     }
@@ -186,7 +189,7 @@ export class QueueState {
   #remove(entry: QueueEntry): void {
     this.#release(entry);
     this.#entries.delete(entry.id);
-    this.#bytes -= entry.record.length;
+    this.#bytes -= entry.length;
   }
 
   #addConsumer(consumer: Consumer): void {
@@ -269,7 +272,7 @@ export class QueueState {
       nextId: this.#nextId,
       next: this.#next,
       consumers: this.#consumers.map((consumer) => [consumer.name, consumer.prefetch]),
-      entries: entries.map((entry) => [entry.id, entry.owner, entry.deliveries, entry.record.length]),
+      entries: entries.map((entry) => [entry.id, entry.owner, entry.deliveries, entry.length]),
       retry: this.#retry.slice(this.#retryHead).map((entry) => entry.id),
       waiting: this.#waiting.slice(this.#waitingHead).map((entry) => entry.id),
       keys: this.#keyOrder.slice(this.#keyHead),
@@ -278,7 +281,7 @@ export class QueueState {
     const head = Buffer.from(JSON.stringify(meta), 'utf8');
     const length = Buffer.alloc(4);
     length.writeUInt32LE(head.length);
-    return Buffer.concat([length, head, ...entries.map((entry) => entry.record)]);
+    return Buffer.concat([length, head, ...entries.map(recordOf)]);
   }
 
   restore(snapshot: Buffer): void {
@@ -302,9 +305,8 @@ export class QueueState {
     this.#bytes = 0;
     let at = 4 + headLength;
     for (const [id, owner, deliveries, length] of meta.entries) {
-      const record = snapshot.subarray(at, at + length);
+      const entry: QueueEntry = { id, batch: snapshot, offset: at, length, owner, deliveries };
       at += length;
-      const entry: QueueEntry = { id, record, owner, deliveries };
       this.#entries.set(id, entry);
       this.#bytes += length;
       const consumer = owner === null ? undefined : this.#byName.get(owner);
@@ -319,4 +321,9 @@ export class QueueState {
     this.#keys = new Set(meta.keys);
     this.counters = meta.counters;
   }
+}
+
+/** The bytes of an entry's record (a view). */
+export function recordOf(entry: QueueEntry): Uint8Array {
+  return entry.batch.subarray(entry.offset, entry.offset + entry.length);
 }
