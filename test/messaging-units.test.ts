@@ -128,6 +128,13 @@ describe('queue state', () => {
     state.publish(record('z'), null);
     expect(state.size).toBe(2);
     expect(state.counters).toMatchObject({ duplicates: 1, overflowed: 1 });
+    // A retry of a message refused for room is queued once there is room.
+    state.publish(record('w', 'w'), 'w');
+    state.register('a', 10);
+    state.ack('a', [1, 2]);
+    state.publish(record('w', 'w'), 'w');
+    expect(state.size).toBe(1);
+    expect(state.counters).toMatchObject({ duplicates: 1, overflowed: 2 });
   });
 });
 

@@ -25,6 +25,8 @@ interface PendingBatch {
 export class Batcher {
   readonly #session: Session;
   readonly #batches = new Map<string, PendingBatch>();
+  /** The batch of the previous add(): a producer mostly sends to one queue. */
+  #last: PendingBatch | null = null;
   #scheduled = false;
   /** False after a multicast found the socket's buffer full: the caller should await drained(). */
   #writable = true;
@@ -35,11 +37,15 @@ export class Batcher {
 
   /** Queues `record` for `group`, behind the one-byte operation `opCode`; returns false under back-pressure. */
   add(group: string, messType: number, opCode: number, record: Uint8Array): boolean {
-    const key = `${messType} ${group}`;
-    let batch = this.#batches.get(key);
-    if (batch === undefined) {
-      batch = { group, messType, buffer: Buffer.allocUnsafe(BATCH_BYTES_MAX), length: 0 };
-      this.#batches.set(key, batch);
+    let batch = this.#last;
+    if (batch === null || batch.group !== group || batch.messType !== messType) {
+      const key = `${messType} ${group}`;
+      batch = this.#batches.get(key) ?? null;
+      if (batch === null) {
+        batch = { group, messType, buffer: Buffer.allocUnsafe(BATCH_BYTES_MAX), length: 0 };
+        this.#batches.set(key, batch);
+      }
+      this.#last = batch;
     }
     if (batch.length > 0 && batch.length + 4 + record.length > BATCH_TARGET_BYTES) this.#send(batch);
     if (batch.length === 0) batch.buffer[batch.length++] = opCode;

@@ -24,6 +24,12 @@ export type ReplySender = (replyTo: string, correlation: number, body: Body, hea
 
 export const DEFAULT_PREFETCH = 1000;
 const ACK_BATCH_MAX = 8000;
+/**
+ * Acknowledgements wait this long for company (one timer per batch, not per message),
+ * unless a quarter of the prefetch window is waiting: every ack is an AGREED message
+ * that every member applies, and one per socket read was thousands a second.
+ */
+const ACK_LINGER_MS = 2;
 
 export class Consumer {
   readonly queue: string;
@@ -32,6 +38,7 @@ export class Consumer {
   readonly #session: Session;
   readonly #handler: Handler;
   readonly #prefetch: number;
+  readonly #ackThreshold: number;
   readonly #sendReply: ReplySender;
   readonly #log: Logger;
   /** Handed to the handler and not yet settled in the replicated state. */
@@ -51,6 +58,7 @@ export class Consumer {
     this.#sendReply = sendReply;
     this.#prefetch = options.prefetch ?? DEFAULT_PREFETCH;
     if (!Number.isInteger(this.#prefetch) || this.#prefetch < 1) throw new RangeError(`prefetch must be a positive integer, not ${this.#prefetch}`);
+    this.#ackThreshold = Math.max(1, Math.floor(this.#prefetch / 4));
     this.#log = options.logger ?? silentLogger;
     this.state = new QueueState(options.limits);
     this.state.onAssign = (entry) => {
@@ -143,10 +151,11 @@ export class Consumer {
   #settle(id: number, ok: boolean): void {
     if (this.#stopped) return;
     (ok ? this.#acks : this.#nacks).push(id);
-    if (this.#acks.length >= ACK_BATCH_MAX) this.#flushSettled();
+    const waiting = this.#acks.length + this.#nacks.length;
+    if (waiting >= ACK_BATCH_MAX || waiting >= this.#ackThreshold) this.#flushSettled();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(() => this.#flushSettled());
+      setTimeout(() => this.#flushSettled(), ACK_LINGER_MS);
     }
   }
 

@@ -108,17 +108,16 @@ export class QueueState {
   /** Queues the record at `offset` of `batch` (`length` bytes; default: all of it). */
   publish(batch: Uint8Array, key: string | null, offset = 0, length = batch.length - offset): void {
     this.counters.published++;
-    if (key !== null) {
-      if (this.#keys.has(key)) {
-        this.counters.duplicates++;
-        return;
-      }
-      this.#rememberKey(key);
+    if (key !== null && this.#keys.has(key)) {
+      this.counters.duplicates++;
+      return;
     }
     if (this.#entries.size >= this.limits.maxRecords || this.#bytes + length > this.limits.maxBytes) {
       this.counters.overflowed++;
       return;
     }
+    // Remembered only once queued, so a retry after an overflow is not taken for a duplicate.
+    if (key !== null) this.#rememberKey(key);
     const entry: QueueEntry = { id: this.#nextId++, batch, offset, length, owner: null, deliveries: 0 };
     this.#entries.set(entry.id, entry);
     this.#bytes += length;
