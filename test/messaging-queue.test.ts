@@ -7,6 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from './helpers/daemon.js';
 import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
+import { Messaging, type ReceivedMessage } from '../src/apps/messaging/index.js';
 import { waitUntil } from './helpers/log-collectors.js';
 import { consumedLines, daemonArgs, startConsumer, waitForRing, type ConsumedLine } from './helpers/messaging.js';
 
@@ -98,4 +99,31 @@ describe('queue with competing consumers on three daemons', () => {
     expect(survivorLines.filter((line) => line.deliveryCount >= 2).length).toBeGreaterThan(0);
     expect(bodies().size).toBe(TOTAL);
   }, 240_000);
+});
+
+describe('held messages and late joiners', () => {
+  it('holds what no consumer has room for; a consumer joining later gets the queue state and takes it over', async () => {
+    const clients = await Promise.all([0, 1, 2].map((index) => Messaging.connect({ daemon: `${ring.daemons[index]!.port}@127.0.0.1` })));
+    try {
+      const [first, producer, late] = clients as [Messaging, Messaging, Messaging];
+      const held: ReceivedMessage[] = [];
+      // The first consumer takes one message and never finishes it.
+      const blocked = await first.consume('q-held', (message) => new Promise<void>(() => void held.push(message)), { prefetch: 1 });
+      for (let index = 0; index < 50; index++) producer.send('q-held', { index }, { idempotencyKey: `k${index}` });
+      producer.send('q-held', { index: 0 }, { idempotencyKey: 'k0' }); // a producer retry: queued once
+      await waitUntil(() => blocked.state.size === 50, () => `queued ${blocked.state.size}`, 20_000);
+      expect(held.map((message) => message.body)).toEqual([{ index: 0 }]);
+      expect(blocked.state.waiting).toBe(49);
+      const taken: ReceivedMessage[] = [];
+      await late.consume('q-held', (message) => void taken.push(message));
+      await waitUntil(() => taken.length === 49, () => `late consumer took ${taken.length}`, 20_000);
+      expect(taken.map((message) => (message.body as { index: number }).index)).toEqual(Array.from({ length: 49 }, (_, index) => index + 1));
+      // The first consumer leaves: its unfinished message goes to the late one, delivered twice.
+      await blocked.stop();
+      await waitUntil(() => taken.length === 50, () => `late consumer took ${taken.length}`, 20_000);
+      expect(taken[49]).toMatchObject({ body: { index: 0 }, deliveryCount: 2, idempotencyKey: 'k0' });
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+    }
+  }, 60_000);
 });
