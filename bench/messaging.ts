@@ -8,7 +8,10 @@
  *             multicast --messages AGREED 1 KiB Spread messages to a group of 3
  *             plain receivers; messages/s until every receiver has all of them;
  *   ask:      one replier and one asker on d1, --asks sequential ask() round trips
- *             (p50, p99 in µs).
+ *             (p50, p99 in µs);
+ *   state:    the work every queue member does per message, alone in this process:
+ *             16 KiB publish batches of 1 KiB records applied to a QueueState with 3
+ *             consumers, acknowledged in batches (ns per message).
  * Each figure is the median of --runs runs.
  *
  * Build first (`npx tsc -p .`), then:
@@ -21,7 +24,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/index.js';
-import { Messaging } from '../src/apps/messaging/index.js';
+import { Messaging, QueueState } from '../src/apps/messaging/index.js';
+import { encodeRecord } from '../src/apps/messaging/envelope.js';
+import { applyOperation, encodeAcks, encodeRegister, PUBLISH } from '../src/apps/messaging/operations.js';
 import { SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from '../test/helpers/daemon.js';
 import { waitForRing } from '../test/helpers/messaging.js';
 import { exitWithUsageIfAsked, flag, median } from './common.js';
@@ -153,6 +158,33 @@ async function askLatency(ring: StartedRing, queue: string): Promise<{ p50: numb
   return { p50: samples[Math.floor(samples.length / 2)]!, p99: samples[Math.floor(samples.length * 0.99)]! };
 }
 
+/** Nanoseconds per message of applying publish batches and acks to one member's state. */
+function stateCost(count: number): number {
+  const record = encodeRecord({ body: BODY });
+  const perBatch = Math.floor(16 * 1024 / (record.length + 4));
+  const batch = Buffer.alloc(1 + perBatch * (record.length + 4));
+  batch[0] = PUBLISH;
+  for (let index = 0; index < perBatch; index++) {
+    batch.writeUInt32LE(record.length, 1 + index * (record.length + 4));
+    record.copy(batch, 5 + index * (record.length + 4));
+  }
+  const state = new QueueState();
+  const owned = new Map<string, number[]>(['#a#d1', '#b#d2', '#c#d3'].map((name) => [name, []]));
+  for (const name of owned.keys()) applyOperation(state, encodeRegister(name, prefetch));
+  state.onAssign = (entry) => owned.get(entry.owner!)!.push(entry.id);
+  const start = process.hrtime.bigint();
+  for (let sent = 0, batches = 0; sent < count; sent += perBatch, batches++) {
+    // A copy, as each Spread message arrives in its own buffer.
+    applyOperation(state, Buffer.from(batch));
+    if (batches % 4 === 3) {
+      for (const [name, ids] of owned) {
+        if (ids.length > 0) applyOperation(state, encodeAcks(name, ids.splice(0)));
+      }
+    }
+  }
+  return Number(process.hrtime.bigint() - start) / count;
+}
+
 async function main(): Promise<void> {
   const nodeArgs = daemonProfileDir === '' ? undefined : ['--cpu-prof', '--cpu-prof-dir', daemonProfileDir];
   const ring = await startRing({ count: 3, extraLines: SPREAD_LAN_TIMEOUTS, nodeArgs });
@@ -162,7 +194,9 @@ async function main(): Promise<void> {
     const baselineRates: number[] = [];
     const askP50: number[] = [];
     const askP99: number[] = [];
+    const stateNs: number[] = [];
     for (let run = 0; run < runs; run++) {
+      stateNs.push(stateCost(messages));
       const share = Math.ceil(messages / 3);
       baselineRates.push(await measure(ring, 'receiver', 'sender', `flood${run}`, 3 * 3 * share));
       queueRates.push(await measure(ring, 'consumer', 'producer', `q${run}`, 3 * share));
@@ -180,6 +214,7 @@ async function main(): Promise<void> {
     const ratios = queueRates.map((rate, run) => rate / baselineRates[run]!);
     console.log(`| queue / baseline (median of the runs' ratios) | ${median(ratios).toFixed(2)} |`);
     console.log(`| ask round trip on one daemon, p50 / p99 (µs) | ${median(askP50).toFixed(0)} / ${median(askP99).toFixed(0)} |`);
+    console.log(`| queue state alone, per message at each member (ns) | ${median(stateNs).toFixed(0)} |`);
   } finally {
     await ring.stop();
   }
