@@ -18,7 +18,7 @@ const clients: Messaging[] = [];
 beforeAll(async () => {
   ring = await startRing({ count: 3, extraLines: SPREAD_LAN_TIMEOUTS });
   await waitForRing(ring);
-}, 90_000);
+}, 180_000);
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.close()));

@@ -20,7 +20,7 @@ beforeAll(async () => {
   ensureBuilt();
   ring = await startRing({ count: 3, extraLines: SPREAD_LAN_TIMEOUTS });
   await waitForRing(ring);
-}, 90_000);
+}, 180_000);
 
 afterEach(async () => {
   for (const tool of tools.splice(0)) {

@@ -5,7 +5,7 @@ import { ToolProcess } from '../fake-daemon/processes.js';
 import { waitUntil } from './log-collectors.js';
 
 /** Resolves once a probe group joined on every daemon has a member from each: the ring has formed. */
-export async function waitForRing(ring: StartedRing, timeoutMs = 30_000): Promise<void> {
+export async function waitForRing(ring: StartedRing, timeoutMs = 90_000): Promise<void> {
   const group = `probe${Math.floor(Math.random() * 1e6)}`;
   const sessions: Session[] = [];
   try {

@@ -8,7 +8,7 @@ import type { Session } from '../../client/index.js';
 import { ReplicatedGroup, type Replica } from '../shared/replicated-group.js';
 import { errorText, silentLogger, type Logger } from '../shared/logger.js';
 import { decodeRecord, type Body, type Headers } from './envelope.js';
-import type { Handler, ReceivedMessage } from './message.js';
+import { MessagingClosedError, type Handler, type ReceivedMessage } from './message.js';
 import { applyOperation, encodeAcks, encodeRegister } from './operations.js';
 import { QueueState, recordOf, type QueueEntry, type QueueLimits } from './queue-state.js';
 
@@ -71,7 +71,14 @@ export class Consumer {
     };
     this.#group = new ReplicatedGroup({ group, replica, session, logger: this.#log });
     this.#group.on('view', (members) => this.state.setMembers(members));
-    this.ready = new Promise((resolve) => (this.#resolveReady = resolve));
+    this.ready = new Promise((resolve, reject) => {
+      this.#resolveReady = resolve;
+      void session.closed().then(() => {
+        if (this.#resolveReady !== null) reject(new MessagingClosedError(`the daemon session closed before the consumer of ${queue} was registered`));
+      });
+    });
+    // consume() awaits it; a consumer made otherwise must not leave an unhandled rejection.
+    this.ready.catch(() => {});
     this.#group.on('synced', () => this.#onSynced());
   }
 
