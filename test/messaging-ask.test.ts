@@ -8,17 +8,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
 import { OPERATION_TYPE } from '../src/apps/shared/replicated-group.js';
 import { AskTimeoutError, MessageFormatError, Messaging, type Consumer, type ReceivedMessage } from '../src/apps/messaging/index.js';
-import { SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from './helpers/daemon.js';
+import type { StartedRing } from './helpers/daemon.js';
 import { waitUntil } from './helpers/log-collectors.js';
-import { waitForRing } from './helpers/messaging.js';
+import { startFormedRing } from './helpers/messaging.js';
 
 let ring: StartedRing;
 const clients: Messaging[] = [];
 
 beforeAll(async () => {
-  ring = await startRing({ count: 3, extraLines: SPREAD_LAN_TIMEOUTS });
-  await waitForRing(ring);
-}, 180_000);
+  ring = await startFormedRing();
+}, 300_000);
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.close()));

@@ -5,11 +5,11 @@
  * among the killed consumer's unacknowledged messages, when one is SIGKILLed.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from './helpers/daemon.js';
+import type { StartedRing } from './helpers/daemon.js';
 import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
 import { Messaging, type ReceivedMessage } from '../src/apps/messaging/index.js';
 import { waitUntil } from './helpers/log-collectors.js';
-import { consumedLines, daemonArgs, startConsumer, waitForRing, type ConsumedLine } from './helpers/messaging.js';
+import { consumedLines, daemonArgs, startConsumer, startFormedRing, type ConsumedLine } from './helpers/messaging.js';
 
 const PER_PRODUCER = 10_000;
 const TOTAL = 3 * PER_PRODUCER;
@@ -18,9 +18,8 @@ const tools: ToolProcess[] = [];
 
 beforeAll(async () => {
   ensureBuilt();
-  ring = await startRing({ count: 3, extraLines: SPREAD_LAN_TIMEOUTS });
-  await waitForRing(ring);
-}, 180_000);
+  ring = await startFormedRing();
+}, 300_000);
 
 afterEach(async () => {
   for (const tool of tools.splice(0)) {
@@ -86,7 +85,8 @@ describe('queue with competing consumers on three daemons', () => {
     await producing;
     const survivors = [consumers[0]!, consumers[2]!];
     const bodies = () => countBodies([...consumedLines(victim), ...survivors.flatMap(consumedLines)]);
-    await waitUntil(() => bodies().size >= TOTAL, () => `consumed ${bodies().size} distinct of ${TOTAL}`, 120_000);
+    const missing = () => Array.from({ length: TOTAL }, (_, n) => `p${n % 3}-${Math.floor(n / 3)}`).filter((body) => !bodies().has(body));
+    await waitUntil(() => bodies().size >= TOTAL, () => `consumed ${bodies().size} distinct of ${TOTAL}; missing ${missing().slice(0, 10).join(', ')}`, 120_000);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const victimBodies = new Set(consumedLines(victim).map((line) => line.body));
     const survivorLines = survivors.flatMap(consumedLines);

@@ -1,6 +1,6 @@
 /** Helpers for the tspread/messaging process tests: a formed ring and `tspread mq` processes on it. */
 import { connect, type Session } from '../../src/client/index.js';
-import type { StartedRing } from './daemon.js';
+import { SPREAD_LAN_TIMEOUTS, startRing, type StartedRing } from './daemon.js';
 import { ToolProcess } from '../fake-daemon/processes.js';
 import { waitUntil } from './log-collectors.js';
 
@@ -19,6 +19,26 @@ export async function waitForRing(ring: StartedRing, timeoutMs = 90_000): Promis
   } finally {
     await Promise.all(sessions.map((session) => session.disconnect()));
   }
+}
+
+/**
+ * Three daemons formed into one ring (Spread's LAN timeouts). Tried up to three times: on a
+ * shared machine another run may take a port between freePort() and the daemon's bind.
+ */
+export async function startFormedRing(): Promise<StartedRing> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let ring: StartedRing | undefined;
+    try {
+      ring = await startRing({ count: 3, extraLines: SPREAD_LAN_TIMEOUTS });
+      await waitForRing(ring);
+      return ring;
+    } catch (error) {
+      lastError = error;
+      await ring?.stop();
+    }
+  }
+  throw lastError;
 }
 
 export const daemonArgs = (ring: StartedRing, index: number): string[] => ['-s', `${ring.daemons[index]!.port}@127.0.0.1`];

@@ -117,16 +117,23 @@ function consumeCommand(): Command {
       const done = new Promise<void>((resolve) => (finish = resolve));
       await mq.consume(
         queue,
-        (message) => {
+        async (message) => {
           if (left <= 0) throw new Error('enough messages taken');
-          process.stdout.write(`${options.jsonLines ? messageLine(message) : bodyText(message.body)}\n`);
-          if (--left === 0) finish();
+          // Acknowledged once the line is out of this process: a pipe's writes are buffered here
+          // when it is full, and a consumer killed then would lose lines it had acknowledged.
+          const written = writeOut(`${options.jsonLines ? messageLine(message) : bodyText(message.body)}\n`);
+          if (--left === 0) void written.then(finish);
+          await written;
         },
         { prefetch: options.prefetch },
       );
       process.stderr.write(`consuming ${queue}\n`);
       await runUntilStopped(mq, done);
     }));
+}
+
+function writeOut(text: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
 }
 
 function messageLine(message: ReceivedMessage): string {
