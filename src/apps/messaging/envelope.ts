@@ -8,7 +8,9 @@
  * Record: u8 flags | u8 keyLength | key | u16 headersLength | headers (JSON) |
  *         [u8 replyToLength | replyTo | f64 correlation]  (requests only) | body
  */
-import { GROUP_NAME_BYTES, MESSAGE_BYTES_MAX } from '../../protocol/constants.js';
+/** Spread's limits (sp.h), restated: the app uses the public client API only. */
+const MESSAGE_BYTES_MAX = 143_152;
+const GROUP_NAME_BYTES = 32;
 
 /** A body is bytes (Uint8Array) or any JSON value. */
 export type Body = unknown;
