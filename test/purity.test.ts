@@ -21,6 +21,8 @@ const PURE_FILES = [
   'src/apps/shared/state-transfer.ts',
   'src/apps/vip/assignment.ts',
   'src/apps/vip/group-state.ts',
+  'src/apps/messaging/queue-state.ts',
+  'src/apps/messaging/operations.ts',
 ];
 
 const FORBIDDEN: Array<[RegExp, string]> = [

@@ -5,6 +5,7 @@
  * tspread's own (check, dashboard) and the applications' (log-send and logd =
  * spreadlogd, session-cache = Splash, vip = wackamole,
  * sql = replicated SQLite after Congruity). Each subcommand lives in
+ * spreadlogd, session-cache = Splash, vip = wackamole, mq = Courier). Each subcommand lives in
  * its own module.
  */
 import { Command } from 'commander';
@@ -18,6 +19,7 @@ import { sessionCacheCommand } from './session-cache.js';
 import { vipCommand } from '../apps/vip/command.js';
 import { passwordHashCommand } from './password-hash.js';
 import { sqlCommand } from './sql.js';
+import { mqCommand } from '../apps/messaging/command.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -33,5 +35,6 @@ program.addCommand(sessionCacheCommand());
 program.addCommand(vipCommand());
 program.addCommand(passwordHashCommand());
 program.addCommand(sqlCommand());
+program.addCommand(mqCommand());
 
 await program.parseAsync(process.argv);

@@ -41,7 +41,8 @@ export interface ReplicatedGroupEvents {
   operation: [];
 }
 
-const OPERATION_TYPE = 1;
+/** The message type of operations; a sender outside the group (a producer) may multicast them too. */
+export const OPERATION_TYPE = 1;
 const HELLO_TYPE = 2;
 const SNAPSHOT_TYPE = 3;
 /** Snapshot chunks stay well under Spread's 143 152-byte message limit. */
