@@ -1,0 +1,237 @@
+/**
+ * SecureGroup: an end-to-end encrypted Spread group on the public client API.
+ * It feeds the group's regular views and agreement messages to the pure
+ * KeyAgreement (agreement.ts), multicasts what that returns, and seals and opens
+ * application messages with the view's key (envelope.ts). The daemons carry only
+ * signed blinded keys and ciphertext.
+ *
+ * Sending while a rekey is in progress (from a transitional signal or a new view
+ * until its key) queues the message; it goes out under the new key. Received
+ * messages for the view whose key is still being agreed wait for it; messages for
+ * the previous view (sent before their sender saw the change) are still opened
+ * with the previous key; anything else is dropped and counted by reason.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { DataMessage, MembershipMessage, Session } from '../../client/index.js';
+import { KeyAgreement, type AgreementOutput, type EstablishedKey, type Participant } from './agreement.js';
+import { envelopeViewTag, openEnvelope, Sealer } from './envelope.js';
+import { resolveIdentity, resolveTrust, type Identity, type TrustList } from './identity.js';
+
+export interface SecureGroupOptions {
+  /** This member's identity: its name and Ed25519 private key. */
+  identity: Identity;
+  /** Identity name → Ed25519 public key of every member allowed in (this member's own included). */
+  trust: TrustList;
+  /** How long the roster leader waits for silent view members before closing the roster (default 500 ms). */
+  rosterWaitMs?: number;
+  /** Messages held while a rekey is in progress, each way (default 10 000). */
+  queueMax?: number;
+}
+
+export interface ReadyEvent {
+  viewTag: string;
+  members: Participant[];
+  fingerprint: string;
+  /** From the regular view's delivery to this key, in ms. */
+  rekeyMs: number;
+  /** performance.now() when the view was delivered and when the key was established. */
+  viewAtMs: number;
+  readyAtMs: number;
+}
+
+export interface SecureMessage {
+  data: Buffer;
+  /** The sender's private group and the identity it proved in this view. */
+  sender: string;
+  identity: string;
+}
+
+export interface SecureGroupEvents {
+  /** A key for the current view is established. */
+  ready: [ReadyEvent];
+  /** Same moment as ready: how long the rekey took. */
+  rekey: [{ ms: number; members: number }];
+  message: [SecureMessage];
+  /** The roster of the current view closed without this member (its identity was not accepted in time). */
+  excluded: [{ viewTag: string }];
+}
+
+export const AGREEMENT_MESS_TYPE = 0x5301;
+export const DATA_MESS_TYPE = 0x5302;
+const ROSTER_WAIT_MS_DEFAULT = 500;
+const QUEUE_MAX_DEFAULT = 10_000;
+
+export class SecureGroup extends EventEmitter<SecureGroupEvents> {
+  readonly name: string;
+  readonly #session: Session;
+  readonly #agreement: KeyAgreement;
+  readonly #rosterWaitMs: number;
+  readonly #queueMax: number;
+  readonly #drops = new Map<string, number>();
+  #current: EstablishedKey | null = null;
+  #previous: EstablishedKey | null = null;
+  #sealer: Sealer | null = null;
+  #outbox: Uint8Array[] = [];
+  #inbox: DataMessage[] = [];
+  #viewAtMs = 0;
+  #rosterTimer: NodeJS.Timeout | null = null;
+  #detach: () => void;
+
+  constructor(session: Session, name: string, options: SecureGroupOptions) {
+    super();
+    this.name = name;
+    this.#session = session;
+    this.#agreement = new KeyAgreement(session.privateGroup, resolveIdentity(options.identity), resolveTrust(options.trust));
+    this.#rosterWaitMs = options.rosterWaitMs ?? ROSTER_WAIT_MS_DEFAULT;
+    this.#queueMax = options.queueMax ?? QUEUE_MAX_DEFAULT;
+    const onMembership = (message: MembershipMessage) => this.#onMembership(message);
+    const onMessage = (message: DataMessage) => this.#onMessage(message);
+    session.on('membership', onMembership);
+    session.on('message', onMessage);
+    this.#detach = () => {
+      session.off('membership', onMembership);
+      session.off('message', onMessage);
+    };
+    session.join(name);
+  }
+
+  /** The current view's key (also for tests and tools that keep it), or null while none is established. */
+  get key(): EstablishedKey | null {
+    return this.#sealer === null ? null : this.#current;
+  }
+
+  /** Dropped inputs by reason: agreement messages rejected and application messages not opened. */
+  get drops(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.#drops);
+  }
+
+  /** Messages waiting for a key to be sent. */
+  get queued(): number {
+    return this.#outbox.length;
+  }
+
+  /** Encrypts and multicasts `data` (AGREED) under the view's key; queued while a rekey is in progress. */
+  send(data: Uint8Array | string): void {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    if (this.#sealer === null) {
+      if (this.#outbox.length >= this.#queueMax) throw new RangeError(`${this.#queueMax} messages already wait for a key`);
+      this.#outbox.push(bytes);
+      return;
+    }
+    this.#session.multicast(this.name, this.#sealer.seal(bytes), { service: 'agreed', messType: DATA_MESS_TYPE });
+  }
+
+  /** Leaves the group and stops listening; the session stays open. Queued messages are discarded. */
+  close(): void {
+    this.#detach();
+    this.#clearRosterTimer();
+    this.#forgetKeys();
+    this.#outbox = [];
+    try {
+      this.#session.leave(this.name);
+    } catch {
+      // The session is gone already.
+    }
+  }
+
+  #onMembership(message: MembershipMessage): void {
+    if (message.group !== this.name) return;
+    if (message.transitional) {
+      this.#sealer = null; // the view is ending: what we send now belongs to the next one
+      return;
+    }
+    if (message.cause === 'self-leave') {
+      this.#forgetKeys();
+      return;
+    }
+    this.#viewAtMs = performance.now();
+    this.#sealer = null;
+    this.#previous = this.#current;
+    this.#current = null;
+    this.#inbox = [];
+    const view = { group: this.name, gid: message.gid, members: message.members };
+    this.#apply(this.#agreement.startView(view, randomBytes(32)));
+    this.#armRosterTimer();
+  }
+
+  #onMessage(message: DataMessage): void {
+    if (!message.groups.includes(this.name)) return;
+    if (message.messType === AGREEMENT_MESS_TYPE) this.#apply(this.#agreement.receive(message.sender, message.data));
+    else if (message.messType === DATA_MESS_TYPE) this.#openOrHold(message);
+  }
+
+  #openOrHold(message: DataMessage): void {
+    const tag = envelopeViewTag(message.data);
+    if (tag === null) return this.#drop('malformed');
+    const key = [this.#current, this.#previous].find((candidate): candidate is EstablishedKey => candidate?.viewTag === tag);
+    if (key === undefined) {
+      if (tag !== this.#agreement.viewTag || !this.#agreement.pending) return this.#drop('unknown-view');
+      if (this.#inbox.length >= this.#queueMax) return this.#drop('queue-full');
+      this.#inbox.push(message);
+      return;
+    }
+    const opened = openEnvelope(this.name, key, message.sender, message.data);
+    if (!opened.ok) return this.#drop(opened.reason);
+    this.emit('message', { data: opened.plaintext, sender: message.sender, identity: opened.identity });
+  }
+
+  #apply(output: AgreementOutput): void {
+    for (const reason of output.rejected) this.#drop(reason);
+    for (const bytes of output.send) this.#session.multicast(this.name, bytes, { service: 'agreed', messType: AGREEMENT_MESS_TYPE });
+    if (output.excluded) {
+      this.#clearRosterTimer();
+      this.emit('excluded', { viewTag: this.#agreement.viewTag! });
+    }
+    if (output.established !== null) this.#established(output.established);
+  }
+
+  #established(key: EstablishedKey): void {
+    this.#clearRosterTimer();
+    this.#current = key;
+    this.#sealer = new Sealer(this.name, key, this.#session.privateGroup);
+    const readyAtMs = performance.now();
+    const rekeyMs = readyAtMs - this.#viewAtMs;
+    this.emit('ready', { viewTag: key.viewTag, members: key.participants, fingerprint: key.fingerprint, rekeyMs, viewAtMs: this.#viewAtMs, readyAtMs });
+    this.emit('rekey', { ms: rekeyMs, members: key.participants.length });
+    const held = this.#inbox;
+    this.#inbox = [];
+    for (const message of held) this.#openOrHold(message);
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    for (const data of outbox) this.send(data);
+  }
+
+  #armRosterTimer(): void {
+    this.#clearRosterTimer();
+    this.#rosterTimer = setTimeout(() => {
+      this.#rosterTimer = null;
+      if (this.#agreement.rosterClosed) return;
+      this.#apply(this.#agreement.rosterDeadline());
+      this.#armRosterTimer(); // until the roster closes: the leader's own leaf may not be back yet
+    }, this.#rosterWaitMs);
+    this.#rosterTimer.unref();
+  }
+
+  #clearRosterTimer(): void {
+    if (this.#rosterTimer !== null) clearTimeout(this.#rosterTimer);
+    this.#rosterTimer = null;
+  }
+
+  #forgetKeys(): void {
+    this.#current = null;
+    this.#previous = null;
+    this.#sealer = null;
+    this.#inbox = [];
+  }
+
+  #drop(reason: string): void {
+    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
+  }
+}
+
+/** Joins `name` on `session` as an end-to-end encrypted group; see SecureGroup. */
+export function secureGroup(session: Session, name: string, options: SecureGroupOptions): SecureGroup {
+  return new SecureGroup(session, name, options);
+}

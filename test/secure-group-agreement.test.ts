@@ -1,0 +1,161 @@
+// Key agreement as a pure state machine, driven through seeded EVS view schedules
+// (joins, leaves, crashes, partitions, merges, early roster deadlines, old-view
+// stragglers), and its message checks one by one.
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { KeyAgreement, type ViewInput } from '../src/apps/secure-group/index.js';
+import { ed25519FromSeed, ViewSchedule, type ScheduleOptions } from './helpers/secure-group-views.js';
+import { Prng } from './sim/prng.js';
+
+const SEEDS = Number(process.env.SECURE_GROUP_SEEDS ?? 40);
+
+function checkViews(schedule: ViewSchedule, strict: boolean): void {
+  const keys = new Set<string>();
+  for (const [tag, { key, holders }] of schedule.established) {
+    // Keys differ across views.
+    expect(keys.has(key.key.toString('hex')), `key of ${tag} reused`).toBe(false);
+    keys.add(key.key.toString('hex'));
+    const members = schedule.viewMembers.get(tag)!;
+    const participants = key.participants.map((participant) => participant.member);
+    for (const participant of participants) expect(members).toContain(participant);
+    // No one outside the view's roster holds its key.
+    for (const holder of holders) expect(participants).toContain(holder);
+  }
+  for (const member of schedule.online()) {
+    for (const key of member.keys.values()) expect(key.participants.some((p) => p.member === member.id)).toBe(true);
+    if (!member.trusted) expect(member.keys.size).toBe(0);
+  }
+  for (const component of schedule.components.values()) {
+    const tag = schedule.tagOf(component);
+    const record = schedule.established.get(tag);
+    const trusted = component.members.map((id) => schedule.members.get(id)!).filter((member) => member.trusted);
+    // Every trusted member of the view that was not left out of its roster holds the one key.
+    for (const member of trusted) {
+      if (strict || !member.excludedFrom.has(tag)) {
+        expect(member.keys.get(tag)?.fingerprint, `${member.id} in ${tag}`).toBe(record?.key.fingerprint);
+      }
+    }
+    if (record !== undefined && strict) {
+      expect(new Set(record.key.participants.map((p) => p.member))).toEqual(new Set(trusted.map((member) => member.id)));
+    }
+  }
+}
+
+function runSchedule(options: ScheduleOptions): ViewSchedule {
+  const schedule = new ViewSchedule(options);
+  for (let action = 0; action < options.actions; action++) {
+    schedule.act();
+    const prng = schedule.prng;
+    if (prng.chance(0.15)) schedule.deadlineAtRandom();
+    if (prng.chance(0.3)) {
+      schedule.settle();
+      checkViews(schedule, false);
+    } else schedule.deliver(prng.int(0, 60));
+  }
+  // Heal: one more view everywhere with no early deadline, then every trusted member must hold its view's key.
+  while (schedule.components.size > 1) schedule.act();
+  if (schedule.online().length === 0) schedule.act();
+  schedule.settle();
+  checkViews(schedule, false);
+  const last = [...schedule.components.values()][0];
+  if (last !== undefined && !schedule.online().some((member) => member.excludedFrom.has(schedule.tagOf(last)))) checkViews(schedule, true);
+  return schedule;
+}
+
+describe('secure-group key agreement on seeded view schedules', () => {
+  it(`keeps one key per view, held only by its roster, across ${SEEDS} seeds`, () => {
+    const totals = new Map<string, number>();
+    let views = 0;
+    let keys = 0;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const draw = new Prng(seed ^ 0x5ec6);
+      const options: ScheduleOptions = {
+        seed,
+        persons: draw.int(3, 8),
+        actions: draw.int(10, 40),
+        untrusted: draw.chance(0.4) ? 1 : 0,
+        silent: draw.chance(0.4) ? 1 : 0,
+      };
+      let schedule: ViewSchedule;
+      try {
+        schedule = runSchedule(options);
+      } catch (error) {
+        throw new Error(`SEED=${seed} ${JSON.stringify(options)}: ${(error as Error).message}`, { cause: error });
+      }
+      for (const [action, count] of schedule.actionsDone) totals.set(action, (totals.get(action) ?? 0) + count);
+      for (const [reason, count] of schedule.rejected) totals.set(`rejected:${reason}`, (totals.get(`rejected:${reason}`) ?? 0) + count);
+      views += schedule.views;
+      keys += schedule.established.size;
+    }
+    // The schedules did exercise every kind of change and the old-view rejection.
+    for (const action of ['join', 'leave', 'crash', 'partition', 'merge']) expect(totals.get(action) ?? 0).toBeGreaterThan(0);
+    expect(totals.get('rejected:stale-view') ?? 0).toBeGreaterThan(0);
+    expect(totals.get('rejected:untrusted') ?? 0).toBeGreaterThan(0);
+    expect(keys).toBeGreaterThan(views / 4);
+  }, 120_000);
+});
+
+describe('secure-group agreement messages', () => {
+  const trustedKeys = [1, 2, 3].map((n) => ed25519FromSeed(new Uint8Array(32).fill(n)));
+  const trust = new Map(trustedKeys.map((key, index) => [`m${index}`, key]));
+  const members = ['#a#d1', '#b#d1', '#c#d2'];
+  const view: ViewInput = { group: 'g', gid: { procId: 7, time: 100, index: 1 }, members };
+  const leaf = (n: number) => new Uint8Array(32).fill(40 + n);
+  const make = () => members.map((member, index) => new KeyAgreement(member, { name: `m${index}`, privateKey: trustedKeys[index] }, trust));
+
+  it('rejects old-view replays, forged senders, tampered signatures, untrusted keys and junk', () => {
+    const [a, b] = make();
+    const oldLeaf = b.startView(view, leaf(1)).send[0];
+    a.startView({ ...view, gid: { ...view.gid, index: 2 } }, leaf(0));
+    expect(a.receive(members[1], oldLeaf).rejected).toEqual(['stale-view']);
+
+    const [c, d] = make();
+    const newView = { ...view, gid: { ...view.gid, index: 3 } };
+    c.startView(newView, leaf(0));
+    const dLeaf = d.startView(newView, leaf(1)).send[0];
+    expect(c.receive(members[2], dLeaf).rejected).toEqual(['sender-mismatch']);
+    const tampered = Buffer.from(dLeaf);
+    tampered[tampered.length - 1] ^= 1;
+    expect(c.receive(members[1], tampered).rejected).toEqual(['bad-signature']);
+    expect(c.receive(members[1], dLeaf).rejected).toEqual(['duplicate-leaf']); // heard once already (badly)
+
+    const stranger = generateKeyPairSync('ed25519').privateKey;
+    const [e] = make();
+    const mallory = new KeyAgreement(members[1], { name: 'm1', privateKey: stranger }, trust);
+    e.startView(newView, leaf(0));
+    expect(e.receive(members[1], mallory.startView(newView, leaf(1)).send[0]).rejected).toEqual(['bad-signature']);
+
+    const prng = new Prng(99);
+    for (let n = 0; n < 2000; n++) {
+      const junk = new Uint8Array(prng.int(0, 200));
+      prng.fill(junk);
+      expect(e.receive(members[2], junk).rejected.length).toBe(1);
+    }
+  });
+
+  it('agrees on one key among three members and a different one in the next view', () => {
+    const agreements = make();
+    const run = (input: ViewInput, salt: number) => {
+      const log: { sender: string; bytes: Buffer }[] = [];
+      const keys: string[] = [];
+      agreements.forEach((agreement, index) => {
+        for (const bytes of agreement.startView(input, leaf(index + salt)).send) log.push({ sender: members[index], bytes });
+      });
+      for (let next = 0; next < log.length; next++) {
+        agreements.forEach((agreement) => {
+          const output = agreement.receive(log[next].sender, log[next].bytes);
+          expect(output.rejected).toEqual([]);
+          for (const bytes of output.send) log.push({ sender: agreement.me, bytes });
+          if (output.established) keys.push(output.established.key.toString('hex'));
+        });
+      }
+      expect(keys).toHaveLength(3);
+      expect(new Set(keys).size).toBe(1);
+      return keys[0];
+    };
+    const first = run(view, 0);
+    const second = run({ ...view, gid: { ...view.gid, index: 2 } }, 0); // same leaves, new group id
+    const third = run({ ...view, gid: { ...view.gid, index: 3 } }, 10);
+    expect(new Set([first, second, third]).size).toBe(3);
+  });
+});
