@@ -3,7 +3,8 @@
  * `tspread` command line: one program, one subcommand per tool Spread users know
  * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
  * tspread's own (check, dashboard) and the applications' (log-send and logd =
- * spreadlogd, session-cache = Splash, vip = wackamole). Each subcommand lives in
+ * spreadlogd, session-cache = Splash, vip = wackamole, secure-chat = an end-to-end
+ * encrypted group). Each subcommand lives in
  * its own module.
  */
 import { Command } from 'commander';
@@ -15,6 +16,7 @@ import { logSendCommand } from './log-send.js';
 import { logdCommand } from './logd.js';
 import { sessionCacheCommand } from './session-cache.js';
 import { vipCommand } from '../apps/vip/command.js';
+import { secureChatCommand, secureKeygenCommand } from './secure-chat.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -28,5 +30,7 @@ program.addCommand(logSendCommand());
 program.addCommand(logdCommand());
 program.addCommand(sessionCacheCommand());
 program.addCommand(vipCommand());
+program.addCommand(secureChatCommand());
+program.addCommand(secureKeygenCommand());
 
 await program.parseAsync(process.argv);

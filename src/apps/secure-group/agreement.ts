@@ -134,7 +134,7 @@ export function groupIdBytes(gid: GroupId): Buffer {
 export class KeyAgreement {
   readonly me: string;
   readonly #identity: ResolvedIdentity;
-  readonly #trust: ReadonlyMap<string, KeyObject>;
+  #trust: ReadonlyMap<string, KeyObject>;
   #view: ViewState | null = null;
 
   constructor(me: string, identity: ResolvedIdentity, trust: ReadonlyMap<string, KeyObject>) {
@@ -146,6 +146,11 @@ export class KeyAgreement {
   /** The current view's tag, or null before the first view. */
   get viewTag(): string | null {
     return this.#view?.tag ?? null;
+  }
+
+  /** Replaces the trust list; leaves already accepted in the current view stay accepted. */
+  setTrust(trust: ReadonlyMap<string, KeyObject>): void {
+    this.#trust = trust;
   }
 
   /** True once the current view's roster is closed (or this member was left out of it). */

@@ -112,6 +112,11 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
     return this.#outbox.length;
   }
 
+  /** Replaces the trust list (identity rotation); it applies from the next view, which rekeys. */
+  setTrust(trust: TrustList): void {
+    this.#agreement.setTrust(resolveTrust(trust));
+  }
+
   /** Encrypts and multicasts `data` (AGREED) under the view's key; queued while a rekey is in progress. */
   send(data: Uint8Array | string): void {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
