@@ -1,9 +1,10 @@
 // Key agreement as a pure state machine, driven through seeded EVS view schedules
 // (joins, leaves, crashes, partitions, merges, early roster deadlines, old-view
 // stragglers), and its message checks one by one.
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { KeyAgreement, type ViewInput } from '../src/apps/secure-group/index.js';
+import { blindedKey, parentSecret } from '../src/apps/secure-group/x25519.js';
 import { ed25519FromSeed, ViewSchedule, type ScheduleOptions } from './helpers/secure-group-views.js';
 import { Prng } from './sim/prng.js';
 
@@ -157,5 +158,25 @@ describe('secure-group agreement messages', () => {
     const second = run({ ...view, gid: { ...view.gid, index: 2 } }, 0); // same leaves, new group id
     const third = run({ ...view, gid: { ...view.gid, index: 3 } }, 10);
     expect(new Set([first, second, third]).size).toBe(3);
+  });
+});
+
+describe('secure-group X25519 helpers', () => {
+  it('match keys imported the standard way (PKCS#8 / SPKI DER) and refuse a low-order point', () => {
+    const prng = new Prng(7);
+    for (let n = 0; n < 20; n++) {
+      const secret = Buffer.alloc(32);
+      const other = Buffer.alloc(32);
+      prng.fill(secret);
+      prng.fill(other);
+      const der = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), secret]), format: 'der', type: 'pkcs8' });
+      const spki = createPublicKey(der).export({ format: 'der', type: 'spki' });
+      expect(blindedKey(secret).equals(spki.subarray(12))).toBe(true);
+      const otherDer = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), other]), format: 'der', type: 'pkcs8' });
+      const shared = diffieHellman({ privateKey: der, publicKey: createPublicKey(otherDer) });
+      expect(shared.length).toBe(32);
+      expect(parentSecret(secret, blindedKey(other)).equals(parentSecret(other, blindedKey(secret)))).toBe(true);
+    }
+    expect(() => parentSecret(Buffer.alloc(32, 1), Buffer.alloc(32))).toThrow();
   });
 });

@@ -34,7 +34,7 @@ import { createHash, hkdfSync, type KeyObject } from 'node:crypto';
 import type { GroupId } from '../../client/index.js';
 import type { ResolvedIdentity } from './identity.js';
 import { nodeName, pathOf, sponsorOf, type TreeNode } from './key-tree.js';
-import { decodeAgreement, encodeAgreement, MalformedMessageError, type AgreementMessage } from './wire.js';
+import { decodeAgreement, encodeAgreement, MalformedMessageError, type AgreementMessage, type SignatureCache } from './wire.js';
 import { blindedKey, parentSecret, X25519_KEY_BYTES } from './x25519.js';
 
 /** A regular view of the group, as the client API delivered it. */
@@ -135,12 +135,15 @@ export class KeyAgreement {
   readonly me: string;
   readonly #identity: ResolvedIdentity;
   #trust: ReadonlyMap<string, KeyObject>;
+  readonly #signatures: SignatureCache | undefined;
   #view: ViewState | null = null;
 
-  constructor(me: string, identity: ResolvedIdentity, trust: ReadonlyMap<string, KeyObject>) {
+  /** `signatures`: a cache shared with the other members this process hosts (optional). */
+  constructor(me: string, identity: ResolvedIdentity, trust: ReadonlyMap<string, KeyObject>, signatures?: SignatureCache) {
     this.me = me;
     this.#identity = identity;
     this.#trust = trust;
+    this.#signatures = signatures;
   }
 
   /** The current view's tag, or null before the first view. */
@@ -209,7 +212,7 @@ export class KeyAgreement {
     if (view === null) return rejected(output, 'no-view');
     let received;
     try {
-      received = decodeAgreement(bytes);
+      received = decodeAgreement(bytes, this.#signatures);
     } catch (error) {
       if (error instanceof MalformedMessageError) return rejected(output, 'malformed');
       throw error;

@@ -10,3 +10,4 @@ export type { Identity, TrustList } from './identity.js';
 export { KeyAgreement, viewTagOf } from './agreement.js';
 export type { AgreementOutput, EstablishedKey, Participant, RejectReason, ViewInput } from './agreement.js';
 export { envelopeViewTag, openEnvelope } from './envelope.js';
+export { SignatureCache } from './wire.js';

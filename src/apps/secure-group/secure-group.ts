@@ -18,6 +18,7 @@ import type { DataMessage, MembershipMessage, Session } from '../../client/index
 import { KeyAgreement, type AgreementOutput, type EstablishedKey, type Participant } from './agreement.js';
 import { envelopeViewTag, openEnvelope, Sealer } from './envelope.js';
 import { resolveIdentity, resolveTrust, type Identity, type TrustList } from './identity.js';
+import type { SignatureCache } from './wire.js';
 
 export interface SecureGroupOptions {
   /** This member's identity: its name and Ed25519 private key. */
@@ -26,6 +27,11 @@ export interface SecureGroupOptions {
   trust: TrustList;
   /** How long the roster leader waits for silent view members before closing the roster (default 500 ms). */
   rosterWaitMs?: number;
+  /**
+   * Signature checks shared by the members this process hosts (one SignatureCache for all
+   * of them): each leaf is then checked once per process instead of once per member.
+   */
+  signatureCache?: SignatureCache;
   /** Messages held while a rekey is in progress, each way (default 10 000). */
   queueMax?: number;
 }
@@ -83,7 +89,7 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
     super();
     this.name = name;
     this.#session = session;
-    this.#agreement = new KeyAgreement(session.privateGroup, resolveIdentity(options.identity), resolveTrust(options.trust));
+    this.#agreement = new KeyAgreement(session.privateGroup, resolveIdentity(options.identity), resolveTrust(options.trust), options.signatureCache);
     this.#rosterWaitMs = options.rosterWaitMs ?? ROSTER_WAIT_MS_DEFAULT;
     this.#queueMax = options.queueMax ?? QUEUE_MAX_DEFAULT;
     const onMembership = (message: MembershipMessage) => this.#onMembership(message);

@@ -41,7 +41,39 @@ export interface ReceivedAgreement {
   verifiedBy(publicKey: KeyObject): boolean;
 }
 
-export function decodeAgreement(bytes: Uint8Array): ReceivedAgreement {
+const CACHE_ENTRIES_MAX = 8192;
+
+/**
+ * Results of signature checks, shared by the members one process hosts: every
+ * member must authenticate every other's leaf (n² checks per view in all), and
+ * members in one process would otherwise check the same signature n times. A
+ * check is a pure function of key, body and signature, so its result can be kept.
+ */
+export class SignatureCache {
+  readonly #results = new Map<string, boolean>();
+  readonly #keyNames = new WeakMap<KeyObject, string>();
+  hits = 0;
+
+  verify(publicKey: KeyObject, signed: Buffer, signature: Buffer): boolean {
+    let keyName = this.#keyNames.get(publicKey);
+    if (keyName === undefined) {
+      keyName = publicKey.export({ format: 'jwk' }).x ?? '';
+      this.#keyNames.set(publicKey, keyName);
+    }
+    const entry = `${keyName}:${signature.toString('base64')}:${signed.toString('base64')}`;
+    const known = this.#results.get(entry);
+    if (known !== undefined) {
+      this.hits += 1;
+      return known;
+    }
+    const result = verify(null, signed, publicKey, signature);
+    if (this.#results.size >= CACHE_ENTRIES_MAX) this.#results.delete(this.#results.keys().next().value!);
+    this.#results.set(entry, result);
+    return result;
+  }
+}
+
+export function decodeAgreement(bytes: Uint8Array, cache?: SignatureCache): ReceivedAgreement {
   const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (data.length < 2) throw new MalformedMessageError('short message');
   const bodyBytes = data.readUInt16BE(0);
@@ -55,7 +87,11 @@ export function decodeAgreement(bytes: Uint8Array): ReceivedAgreement {
     throw new MalformedMessageError('body is not JSON');
   }
   const message = parseFields(fields);
-  return { message, verifiedBy: (publicKey) => verify(null, Buffer.concat([SIGNED_LABEL, body]), publicKey, signature) };
+  const signed = Buffer.concat([SIGNED_LABEL, body]);
+  return {
+    message,
+    verifiedBy: (publicKey) => (cache === undefined ? verify(null, signed, publicKey, signature) : cache.verify(publicKey, signed, signature)),
+  };
 }
 
 function parseFields(fields: unknown): AgreementMessage {
