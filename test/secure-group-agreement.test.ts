@@ -5,6 +5,7 @@ import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync }
 import { describe, expect, it } from 'vitest';
 import { KeyAgreement, type ViewInput } from '../src/apps/secure-group/index.js';
 import { blindedKey, parentSecret } from '../src/apps/secure-group/x25519.js';
+import { openEnvelope, Sealer } from '../src/apps/secure-group/envelope.js';
 import { ed25519FromSeed, ViewSchedule, type ScheduleOptions } from './helpers/secure-group-views.js';
 import { Prng } from './sim/prng.js';
 
@@ -178,5 +179,35 @@ describe('secure-group X25519 helpers', () => {
       expect(parentSecret(secret, blindedKey(other)).equals(parentSecret(other, blindedKey(secret)))).toBe(true);
     }
     expect(() => parentSecret(Buffer.alloc(32, 1), Buffer.alloc(32))).toThrow();
+  });
+});
+
+describe('secure-group envelopes', () => {
+  it('number each sender\'s messages, bind sender and view, and refuse any change', () => {
+    const key = {
+      viewTag: 'ab'.repeat(16),
+      gid: { procId: 1, time: 2, index: 3 },
+      participants: [
+        { member: '#a#d1', identity: 'alice' },
+        { member: '#b#d2', identity: 'bob' },
+      ],
+      key: Buffer.alloc(32, 7),
+      fingerprint: 'f',
+    };
+    const sealer = new Sealer('g', key, '#b#d2');
+    const first = sealer.seal(Buffer.from('one'));
+    const second = sealer.seal(Buffer.from('two'));
+    const opened = [first, second].map((bytes) => openEnvelope('g', key, '#b#d2', bytes));
+    expect(opened.map((result) => (result.ok ? [result.plaintext.toString(), result.identity, result.counter] : result.reason))).toEqual([
+      ['one', 'bob', 0n],
+      ['two', 'bob', 1n],
+    ]);
+    expect(openEnvelope('g', key, '#a#d1', first)).toEqual({ ok: false, reason: 'wrong-nonce' });
+    expect(openEnvelope('g', key, '#c#d3', first)).toEqual({ ok: false, reason: 'not-a-member' });
+    expect(openEnvelope('other', key, '#b#d2', first)).toEqual({ ok: false, reason: 'bad-tag' });
+    const flipped = Buffer.from(first);
+    flipped[flipped.length - 20] ^= 1;
+    expect(openEnvelope('g', key, '#b#d2', flipped)).toEqual({ ok: false, reason: 'bad-tag' });
+    expect(openEnvelope('g', { ...key, key: Buffer.alloc(32, 8) }, '#b#d2', first)).toEqual({ ok: false, reason: 'bad-tag' });
   });
 });

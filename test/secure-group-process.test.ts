@@ -116,9 +116,11 @@ afterAll(async () => {
 describe('secure groups across three daemons', () => {
   it('rekeys on every view, shares each key only inside its view, and shows the daemons only ciphertext', async () => {
     // A passive observer: a plain Spread client in the group, not in the trust list.
+    const observers: Session[] = [];
     for (const daemon of [2, 0]) {
       const observer = await connect({ daemon: daemonName(daemon) });
       sessions.push(observer);
+      observers.push(observer);
       observer.on('message', (message) => observed.push(message));
       observer.join(GROUP);
     }
@@ -176,6 +178,13 @@ describe('secure groups across three daemons', () => {
     await waitUntil(() => alice.received.some((m) => m.data.toString().startsWith('MARKER-not-for-mallory')), () => 'alice missed it');
     expect(mallory.received).toHaveLength(0);
     expect(mallory.group.key).toBeNull();
+
+    // A plain client replaying a member's ciphertext under its own name is dropped and counted.
+    const [captured] = observedWith('MARKER-not-for-mallory');
+    const received = alice.received.length;
+    observers[1]!.multicast(GROUP, captured!.data, { messType: DATA_MESS_TYPE });
+    await waitUntil(() => (alice.group.drops['not-a-member'] ?? 0) > 0, () => `alice drops: ${JSON.stringify(alice.group.drops)}`);
+    expect(alice.received.length).toBe(received);
 
     // Daemon 3 dies (partition: dave on it is cut off), comes back (merge) and dave rejoins.
     const dave = await member('dave', 2);

@@ -20,7 +20,7 @@
  *     the other child's blinded key. The sponsor of each internal node (its
  *     leftmost member) multicasts the node's blinded key once it knows its secret.
  *  4. At the root, the group key is HKDF(root secret; salt = the view's group id;
- *     info = group name, group id and participant list).
+ *     info = group name, group id and a hash of the participant list).
  *
  * Deviation from TGDH: TGDH keeps the tree across views and only the sponsors
  * refresh their leaves (one round for a join or leave). Here every member takes a
@@ -332,7 +332,10 @@ export class KeyAgreement {
   #establish(view: ViewState, tree: TreeState): EstablishedKey {
     const rootSecret = tree.secrets[tree.secrets.length - 1];
     const { procId, time, index } = view.input.gid;
-    const info = [KEY_LABEL, view.input.group, `${procId}.${time}.${index}`, ...tree.participants.map((p) => `${p.member}=${p.identity}`)].join('\0');
+    // HKDF's info is capped (1024 bytes in node:crypto): the roster goes in as its hash.
+    const roster = createHash('sha256');
+    for (const participant of tree.participants) roster.update(`${participant.member}=${participant.identity}\0`);
+    const info = [KEY_LABEL, view.input.group, `${procId}.${time}.${index}`, roster.digest('hex')].join('\0');
     const key = Buffer.from(hkdfSync('sha256', rootSecret, groupIdBytes(view.input.gid), info, 32));
     return {
       viewTag: view.tag,

@@ -55,19 +55,27 @@ export class Sealer {
   }
 }
 
-export type OpenResult = { ok: true; plaintext: Buffer; identity: string } | { ok: false; reason: 'not-a-member' | 'bad-tag' };
+export type OpenResult =
+  | { ok: true; plaintext: Buffer; identity: string; counter: bigint }
+  | { ok: false; reason: 'not-a-member' | 'wrong-nonce' | 'bad-tag' };
 
-/** Decrypts an envelope already matched to `key` by its view tag. */
+/**
+ * Decrypts an envelope already matched to `key` by its view tag. `counter` is the
+ * sender's message number in this view: the caller rejects one it has seen (replays).
+ */
 export function openEnvelope(group: string, key: EstablishedKey, sender: string, bytes: Uint8Array): OpenResult {
-  const participant = key.participants.find((candidate) => candidate.member === sender);
-  if (participant === undefined) return { ok: false, reason: 'not-a-member' };
+  const index = key.participants.findIndex((candidate) => candidate.member === sender);
+  if (index < 0) return { ok: false, reason: 'not-a-member' };
   const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const decipher = createDecipheriv('aes-256-gcm', key.key, data.subarray(1 + VIEW_TAG_BYTES, HEADER_BYTES));
+  const nonce = data.subarray(1 + VIEW_TAG_BYTES, HEADER_BYTES);
+  if (nonce.readUInt32BE(0) !== index) return { ok: false, reason: 'wrong-nonce' };
+  const participant = key.participants[index];
+  const decipher = createDecipheriv('aes-256-gcm', key.key, nonce);
   decipher.setAAD(associatedData(group, key.viewTag, sender, participant.identity));
   decipher.setAuthTag(data.subarray(data.length - AUTH_TAG_BYTES));
   try {
     const plaintext = Buffer.concat([decipher.update(data.subarray(HEADER_BYTES, data.length - AUTH_TAG_BYTES)), decipher.final()]);
-    return { ok: true, plaintext, identity: participant.identity };
+    return { ok: true, plaintext, identity: participant.identity, counter: nonce.readBigUInt64BE(4) };
   } catch {
     return { ok: false, reason: 'bad-tag' };
   }

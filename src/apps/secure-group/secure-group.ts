@@ -78,6 +78,7 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
   readonly #drops = new Map<string, number>();
   #current: EstablishedKey | null = null;
   #previous: EstablishedKey | null = null;
+  readonly #lastCounters = new WeakMap<EstablishedKey, Map<string, bigint>>();
   #sealer: Sealer | null = null;
   #outbox: Uint8Array[] = [];
   #inbox: DataMessage[] = [];
@@ -185,6 +186,12 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
     }
     const opened = openEnvelope(this.name, key, message.sender, message.data);
     if (!opened.ok) return this.#drop(opened.reason);
+    // Each sender numbers its messages in a view and Spread keeps a sender's order: a number seen is a replay.
+    let lastCounters = this.#lastCounters.get(key);
+    if (lastCounters === undefined) this.#lastCounters.set(key, (lastCounters = new Map()));
+    const last = lastCounters.get(message.sender);
+    if (last !== undefined && opened.counter <= last) return this.#drop('replay');
+    lastCounters.set(message.sender, opened.counter);
     this.emit('message', { data: opened.plaintext, sender: message.sender, identity: opened.identity });
   }
 
