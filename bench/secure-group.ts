@@ -106,6 +106,11 @@ async function measure(ring: StartedRing, size: number, shared: boolean): Promis
 }
 
 const ring = await startRing({ count: daemonCount });
+// A failure inside an event handler must not leave the daemons running.
+process.once('uncaughtException', (error) => {
+  console.error(error);
+  void ring.stop().finally(() => process.exit(1));
+});
 try {
   console.log(`secure-group rekey, ${daemonCount} daemon(s), ${rekeys} joins + ${rekeys} leaves per size (medians, ms)`);
   console.log('members | rekey p50 (join, leave), own checks | rekey p50 (join, leave), shared cache | AGREED round p50 | shared rekey / round');
