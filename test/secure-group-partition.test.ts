@@ -8,7 +8,7 @@
  * Needs root, iproute2 and tcpdump; every process is killed by pid and every
  * namespace deleted in afterAll.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ import { CLIENT_PORT, SpreadLab } from './helpers/netns-spread.js';
 
 const GROUP = 'vault';
 const noNetns = netnsAvailable();
+const tcpdumpMissing = spawnSync('tcpdump', ['--version']).error?.message ?? null;
 const names = ['alice', 'bob', 'carol'] as const;
 const identities = names.map((name) => generateIdentity(name));
 const trust = Object.fromEntries(identities.map((entry) => [entry.identity.name, entry.publicKeyPem]));
@@ -77,6 +78,7 @@ afterAll(async () => {
 describe('secure groups through a network partition and merge', () => {
   it('has root, iproute2 and tcpdump (CI runs as root; .ci/run installs them)', () => {
     expect(noNetns, noNetns ?? '').toBeNull();
+    expect(tcpdumpMissing, `tcpdump: ${tcpdumpMissing}`).toBeNull();
   });
 
   it('gives each side its own key, then one new key after the merge, and puts no plaintext on the wire', async () => {

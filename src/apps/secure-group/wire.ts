@@ -87,10 +87,12 @@ export function decodeAgreement(bytes: Uint8Array, cache?: SignatureCache): Rece
     throw new MalformedMessageError('body is not JSON');
   }
   const message = parseFields(fields);
-  const signed = Buffer.concat([SIGNED_LABEL, body]);
   return {
     message,
-    verifiedBy: (publicKey) => (cache === undefined ? verify(null, signed, publicKey, signature) : cache.verify(publicKey, signed, signature)),
+    verifiedBy: (publicKey) => {
+      const signed = Buffer.concat([SIGNED_LABEL, body]); // built only for the messages a member checks
+      return cache === undefined ? verify(null, signed, publicKey, signature) : cache.verify(publicKey, signed, signature);
+    },
   };
 }
 
