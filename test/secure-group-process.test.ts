@@ -8,7 +8,8 @@
  * earlier; the untrusted member never gets a key.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,14 +26,15 @@ import {
   type SecureMessage,
 } from '../src/apps/secure-group/index.js';
 import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
-import { startDaemon, startRing, type StartedRing } from './helpers/daemon.js';
+import { CLI_PATH, startDaemon, startRing, type StartedRing } from './helpers/daemon.js';
 import { waitUntil } from './helpers/log-collectors.js';
 
 const GROUP = 'vault';
 const ROSTER_WAIT_MS = 300;
-const names = ['alice', 'bob', 'carol', 'dave', 'erin'] as const;
+const names = ['alice', 'bob', 'carol', 'dave'] as const;
 const identities = Object.fromEntries(names.map((name) => [name, generateIdentity(name)]));
-const trust = Object.fromEntries(names.map((name) => [name, identities[name]!.publicKeyPem]));
+/** The library members' trust list; erin's key (made by `tspread secure-keygen`) is added in beforeAll. */
+const trust: Record<string, string> = Object.fromEntries(names.map((name) => [name, identities[name]!.publicKeyPem]));
 
 interface Member {
   name: string;
@@ -103,6 +105,12 @@ const cannotOpen = (key: EstablishedKey, message: DataMessage) => {
 beforeAll(async () => {
   ensureBuilt();
   dir = mkdtempSync(join(tmpdir(), 'tspread-secure-group-'));
+  // erin's identity comes from the CLI; the trust directory holds everyone's NAME.pub.
+  mkdirSync(join(dir, 'trust'));
+  execFileSync(process.execPath, [CLI_PATH, 'secure-keygen', 'erin', '--out', dir]);
+  expect(statSync(join(dir, 'erin.key')).mode & 0o777).toBe(0o600);
+  trust.erin = readFileSync(join(dir, 'erin.pub'), 'utf8');
+  for (const [name, pem] of Object.entries(trust)) writeFileSync(join(dir, 'trust', `${name}.pub`), pem);
   ring = await startRing({ count: 3 });
 }, 60_000);
 
@@ -140,10 +148,8 @@ describe('secure groups across three daemons', () => {
     expect(cannotOpen(carol.group.key!, beforeCarol!)).toBe(true); // a joiner cannot read earlier traffic
 
     // A member in its own process.
-    writeFileSync(join(dir, 'erin.key'), identities.erin!.privateKeyPem);
-    writeFileSync(join(dir, 'trust.json'), JSON.stringify(trust));
     const erin = new ToolProcess([
-      'secure-chat', '-g', GROUP, '--identity', 'erin', '--key', join(dir, 'erin.key'), '--trust', join(dir, 'trust.json'),
+      'secure-chat', '-g', GROUP, '--identity', 'erin', '--key', join(dir, 'erin.key'), '--trust', join(dir, 'trust'),
       '-s', daemonName(1), '--roster-wait-ms', String(ROSTER_WAIT_MS),
     ]);
     processes.push(erin);

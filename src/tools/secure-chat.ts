@@ -92,7 +92,13 @@ export function secureChatCommand(): Command {
         }
       });
       const lines = createInterface({ input: process.stdin });
-      lines.on('line', (line) => chat.send(line));
+      lines.on('line', (line) => {
+        try {
+          chat.send(line);
+        } catch (error) {
+          process.stderr.write(`tspread secure-chat: not sent: ${(error as Error).message}\n`);
+        }
+      });
       lines.on('close', () => {
         chat.close();
         setTimeout(() => process.exit(0), 100);

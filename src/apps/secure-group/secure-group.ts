@@ -158,6 +158,7 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
       this.#forgetKeys();
       return;
     }
+    if (message.myIndex < 0) return; // not a view of ours (the daemon always lists the receiver)
     this.#viewAtMs = performance.now();
     this.#sealer = null;
     this.#previous = this.#current;
@@ -170,7 +171,12 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
 
   #onMessage(message: DataMessage): void {
     if (!message.groups.includes(this.name)) return;
-    if (message.messType === AGREEMENT_MESS_TYPE) this.#apply(this.#agreement.receive(message.sender, message.data));
+    if (message.messType === AGREEMENT_MESS_TYPE) {
+      this.#apply(this.#agreement.receive(message.sender, message.data));
+      // The deadline counts from the last agreement message: slow members (a busy machine, a big
+      // group) keep the roster open; only silence closes it.
+      if (this.#rosterTimer !== null && !this.#agreement.rosterClosed) this.#armRosterTimer();
+    }
     else if (message.messType === DATA_MESS_TYPE) this.#openOrHold(message);
   }
 
