@@ -184,6 +184,7 @@ describe('secure groups across three daemons', () => {
     await waitUntil(() => alice.received.some((m) => m.data.toString().startsWith('MARKER-not-for-mallory')), () => 'alice missed it');
     expect(mallory.received).toHaveLength(0);
     expect(mallory.group.key).toBeNull();
+    await waitUntil(() => (mallory.group.drops['unknown-view'] ?? 0) > 0, () => `mallory drops: ${JSON.stringify(mallory.group.drops)}`);
 
     // A plain client replaying a member's ciphertext under its own name is dropped and counted.
     const [captured] = observedWith('MARKER-not-for-mallory');

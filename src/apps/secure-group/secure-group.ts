@@ -176,8 +176,9 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
       // The deadline counts from the last agreement message: slow members (a busy machine, a big
       // group) keep the roster open; only silence closes it.
       if (this.#rosterTimer !== null && !this.#agreement.rosterClosed) this.#armRosterTimer();
+    } else if (message.messType === DATA_MESS_TYPE) {
+      this.#openOrHold(message);
     }
-    else if (message.messType === DATA_MESS_TYPE) this.#openOrHold(message);
   }
 
   #openOrHold(message: DataMessage): void {
