@@ -19,6 +19,7 @@ import {
   envelopeViewTag,
   generateIdentity,
   openEnvelope,
+  SECURE_MESSAGE_BYTES_MAX,
   secureGroup,
   type EstablishedKey,
   type ReadyEvent,
@@ -138,6 +139,11 @@ describe('secure groups across three daemons', () => {
     const first = await sameKey([alice, bob], ['alice', 'bob']);
     send(alice, 'MARKER-before-carol');
     await waitUntil(() => bob.received.length === 1, () => 'bob did not get the first message');
+    // The largest message fits Spread's limit once sealed; one byte more is refused at once.
+    alice.group.send(Buffer.alloc(SECURE_MESSAGE_BYTES_MAX, 'x'));
+    expect(() => alice.group.send(Buffer.alloc(SECURE_MESSAGE_BYTES_MAX + 1))).toThrow(RangeError);
+    await waitUntil(() => bob.received.length === 2, () => 'bob did not get the largest message');
+    expect(bob.received[1]!.data.length).toBe(SECURE_MESSAGE_BYTES_MAX);
 
     // Join on the third daemon.
     const carol = await member('carol', 2);

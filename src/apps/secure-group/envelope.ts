@@ -17,6 +17,8 @@ const VIEW_TAG_BYTES = 16;
 const NONCE_BYTES = 12;
 const AUTH_TAG_BYTES = 16;
 const HEADER_BYTES = 1 + VIEW_TAG_BYTES + NONCE_BYTES;
+/** Bytes an envelope adds to its plaintext. */
+export const ENVELOPE_OVERHEAD_BYTES = HEADER_BYTES + AUTH_TAG_BYTES;
 
 function associatedData(group: string, viewTag: string, sender: string, identity: string): Buffer {
   return Buffer.from(['tspread secure-group data v1', group, viewTag, sender, identity].join('\0'));

@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { DataMessage, MembershipMessage, Session } from '../../client/index.js';
 import { KeyAgreement, type AgreementOutput, type EstablishedKey, type Participant } from './agreement.js';
-import { envelopeViewTag, openEnvelope, Sealer } from './envelope.js';
+import { ENVELOPE_OVERHEAD_BYTES, envelopeViewTag, openEnvelope, Sealer } from './envelope.js';
 import { resolveIdentity, resolveTrust, type Identity, type TrustList } from './identity.js';
 import type { SignatureCache } from './wire.js';
 
@@ -68,6 +68,8 @@ export const AGREEMENT_MESS_TYPE = 0x5301;
 export const DATA_MESS_TYPE = 0x5302;
 const ROSTER_WAIT_MS_DEFAULT = 500;
 const QUEUE_MAX_DEFAULT = 10_000;
+/** Spread's message limit (143 152 bytes) less one group name (32) and the envelope. */
+export const SECURE_MESSAGE_BYTES_MAX = 143_152 - 32 - ENVELOPE_OVERHEAD_BYTES;
 
 export class SecureGroup extends EventEmitter<SecureGroupEvents> {
   readonly name: string;
@@ -124,9 +126,13 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
     this.#agreement.setTrust(resolveTrust(trust));
   }
 
-  /** Encrypts and multicasts `data` (AGREED) under the view's key; queued while a rekey is in progress. */
+  /**
+   * Encrypts and multicasts `data` (AGREED, at most SECURE_MESSAGE_BYTES_MAX bytes) under the view's
+   * key; queued while a rekey is in progress.
+   */
   send(data: Uint8Array | string): void {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    if (bytes.length > SECURE_MESSAGE_BYTES_MAX) throw new RangeError(`${bytes.length} bytes exceed ${SECURE_MESSAGE_BYTES_MAX}`);
     if (this.#sealer === null) {
       if (this.#outbox.length >= this.#queueMax) throw new RangeError(`${this.#queueMax} messages already wait for a key`);
       this.#outbox.push(bytes);
@@ -225,7 +231,13 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
     for (const message of held) this.#openOrHold(message);
     const outbox = this.#outbox;
     this.#outbox = [];
-    for (const data of outbox) this.send(data);
+    for (const data of outbox) {
+      try {
+        this.send(data);
+      } catch {
+        this.#drop('send-failed'); // the session closed under us: nothing else to do from an event handler
+      }
+    }
   }
 
   #armRosterTimer(): void {
