@@ -34,15 +34,16 @@ interface Member {
   group: SecureGroup;
   /** view tag → [view delivered at, key established at] (performance.now ms). */
   views: Map<string, [number, number]>;
+  excluded: number;
 }
 
 const identities = Array.from({ length: Math.max(...sizes) + 1 }, (_, index) => generateIdentity(`m${index}`));
 const trust = Object.fromEntries(identities.map((entry) => [entry.identity.name, entry.publicKeyPem]));
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+async function waitFor(condition: () => boolean, what: string | (() => string), timeoutMs = 60_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out: ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out: ${typeof what === 'string' ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
@@ -53,7 +54,9 @@ async function join(ring: StartedRing, group: string, index: number, signatureCa
   const views = new Map<string, [number, number]>();
   const secure = secureGroup(session, group, { identity: identities[index]!.identity, trust, signatureCache });
   secure.on('ready', (ready) => views.set(ready.viewTag, [ready.viewAtMs, ready.readyAtMs]));
-  return { session, group: secure, views };
+  const member: Member = { session, group: secure, views, excluded: 0 };
+  secure.on('excluded', () => (member.excluded += 1));
+  return member;
 }
 
 /** Rekey time of the view every member has a key for now. */
@@ -62,6 +65,10 @@ function rekeyMs(members: Member[]): number {
   const times = members.map((member) => member.views.get(tag)!);
   return Math.max(...times.map(([, ready]) => ready)) - Math.min(...times.map(([view]) => view));
 }
+
+/** Why allKeyed is false: each member's roster size and drops. */
+const keyState = (members: Member[]) => () =>
+  members.map((member, index) => `m${index}:${member.group.key?.participants.length ?? '-'} x${member.excluded} ${JSON.stringify(member.group.drops)}`).join('; ');
 
 const allKeyed = (members: Member[], size: number) => () =>
   members.every((member) => member.group.key?.participants.length === size && member.group.key.viewTag === members[0]!.group.key?.viewTag);
@@ -91,10 +98,10 @@ async function measure(ring: StartedRing, size: number, shared: boolean): Promis
     rounds.push(await agreedRoundMs(members, group));
     const extra = await join(ring, group, size, cache);
     const withExtra = [...members, extra];
-    await waitFor(allKeyed(withExtra, size + 1), `join at ${size}`);
+    await waitFor(allKeyed(withExtra, size + 1), () => `join at ${size}: ${keyState(withExtra)()}`);
     joins.push(rekeyMs(withExtra));
     extra.group.close();
-    await waitFor(allKeyed(members, size), `leave at ${size}`);
+    await waitFor(allKeyed(members, size), () => `leave at ${size}: ${keyState(members)()}`);
     leaves.push(rekeyMs(members));
     await extra.session.disconnect();
   }

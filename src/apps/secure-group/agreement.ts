@@ -13,7 +13,8 @@
  *  2. The roster closes once every view member was heard from (a leaf, valid or
  *     not), or when the first member with a valid leaf (the roster leader) sends
  *     `close` after a deadline — so silent members (plain Spread clients joined to
- *     the group) cannot stall the key. The participants are the members with a valid
+ *     the group) cannot stall the key. The leader never closes while a member of
+ *     its own last roster is unheard: that one is known to be secure, only slow. The participants are the members with a valid
  *     leaf delivered before that point, in the view's order: the same list everywhere.
  *  3. The key tree is a balanced tree over the participants (key-tree.ts). Each
  *     member climbs its path: a node's secret comes from one child's secret and
@@ -137,6 +138,8 @@ export class KeyAgreement {
   #trust: ReadonlyMap<string, KeyObject>;
   readonly #signatures: SignatureCache | undefined;
   #view: ViewState | null = null;
+  /** The participants of the last roster this member was in: secure members it knows to wait for. */
+  #knownParticipants = new Set<string>();
 
   /** `signatures`: a cache shared with the other members this process hosts (optional). */
   constructor(me: string, identity: ResolvedIdentity, trust: ReadonlyMap<string, KeyObject>, signatures?: SignatureCache) {
@@ -196,11 +199,17 @@ export class KeyAgreement {
     return output;
   }
 
-  /** The roster deadline passed: the leader closes the roster (others do nothing; the caller re-arms while pending). */
+  /**
+   * The roster deadline passed: the leader closes the roster (others do nothing; the caller re-arms
+   * while pending). It does not while a member of its last roster, still in this view, has not been
+   * heard from: that one is a secure member, slow rather than silent (if it died, the next view
+   * comes from Spread). The deadline is for members nobody knows to be secure.
+   */
   rosterDeadline(): AgreementOutput {
     const output = emptyOutput();
     const view = this.#view;
     if (view === null || view.tree !== null || view.excluded || view.leader !== this.me) return output;
+    if (view.input.members.some((member) => this.#knownParticipants.has(member) && !view.heard.has(member))) return output;
     output.send.push(encodeAgreement({ kind: 'close', view: view.tag, sender: this.me }, this.#identity.privateKey));
     return output;
   }
@@ -274,6 +283,7 @@ export class KeyAgreement {
       output.excluded = true;
       return;
     }
+    this.#knownParticipants = new Set(participants.map((participant) => participant.member));
     const { path, coPath } = pathOf(myIndex, participants.length);
     const names = participants.map((participant) => participant.member);
     const tree: TreeState = {
