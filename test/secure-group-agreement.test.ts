@@ -3,7 +3,7 @@
 // stragglers), and its message checks one by one.
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KeyAgreement, type ViewInput } from '../src/apps/secure-group/index.js';
+import { KeyAgreement, SignatureCache, type ViewInput } from '../src/apps/secure-group/index.js';
 import { blindedKey, parentSecret } from '../src/apps/secure-group/x25519.js';
 import { openEnvelope, Sealer } from '../src/apps/secure-group/envelope.js';
 import { ed25519FromSeed, ViewSchedule, type ScheduleOptions } from './helpers/secure-group-views.js';
@@ -209,5 +209,25 @@ describe('secure-group envelopes', () => {
     flipped[flipped.length - 20] ^= 1;
     expect(openEnvelope('g', key, '#b#d2', flipped)).toEqual({ ok: false, reason: 'bad-tag' });
     expect(openEnvelope('g', { ...key, key: Buffer.alloc(32, 8) }, '#b#d2', first)).toEqual({ ok: false, reason: 'bad-tag' });
+  });
+});
+
+describe('secure-group signature cache', () => {
+  it('remembers each (key, body, signature) check apart from every other', () => {
+    const trustedKeys = [1, 2].map((n) => ed25519FromSeed(new Uint8Array(32).fill(n)));
+    const trust = new Map([['m0', trustedKeys[0]!], ['m1', trustedKeys[1]!]]);
+    const cache = new SignatureCache();
+    const view: ViewInput = { group: 'g', gid: { procId: 1, time: 1, index: 1 }, members: ['#a#d', '#b#d'] };
+    const a = new KeyAgreement('#a#d', { name: 'm0', privateKey: trustedKeys[0]! }, trust, cache);
+    const b = new KeyAgreement('#b#d', { name: 'm1', privateKey: trustedKeys[1]! }, trust, cache);
+    const c = new KeyAgreement('#a#d', { name: 'm0', privateKey: trustedKeys[0]! }, new Map([['m0', trustedKeys[1]!]]), cache);
+    const leaf = a.startView(view, new Uint8Array(32).fill(9)).send[0]!;
+    b.startView(view, new Uint8Array(32).fill(8));
+    c.startView(view, new Uint8Array(32).fill(7));
+    expect(b.receive('#a#d', leaf).rejected).toEqual([]);
+    expect(a.receive('#a#d', leaf).rejected).toEqual([]);
+    expect(cache.hits).toBe(1);
+    // Another trust list maps m0 to another key: the cached "valid" must not carry over.
+    expect(c.receive('#a#d', leaf).rejected).toEqual(['bad-signature']);
   });
 });
