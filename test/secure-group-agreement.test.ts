@@ -231,3 +231,44 @@ describe('secure-group signature cache', () => {
     expect(c.receive('#a#d', leaf).rejected).toEqual(['bad-signature']);
   });
 });
+
+describe('secure-group roster deadline', () => {
+  it('cuts off an unknown member at the first deadline and waits ten for one known to be secure', () => {
+    const keys = [1, 2, 3].map((n) => ed25519FromSeed(new Uint8Array(32).fill(n)));
+    const trust = new Map(keys.map((key, index) => [`m${index}`, key]));
+    const members = ['#a#d', '#b#d', '#c#d'];
+    const [a, b, c] = members.map((member, index) => new KeyAgreement(member, { name: `m${index}`, privateKey: keys[index]! }, trust));
+    const all = [a!, b!, c!];
+    const deliver = (sender: number, bytes: Buffer) => all.map((agreement) => agreement.receive(members[sender]!, bytes));
+
+    const first: ViewInput = { group: 'g', gid: { procId: 1, time: 1, index: 1 }, members };
+    const leaves = all.map((agreement, index) => agreement.startView(first, new Uint8Array(32).fill(index + 1)).send[0]!);
+    deliver(0, leaves[0]!);
+    deliver(1, leaves[1]!);
+    const close = a!.rosterDeadline().send;
+    expect(close).toHaveLength(1); // c was never seen: one deadline is enough
+    expect(deliver(0, close[0]!)[2]!.excluded).toBe('late');
+    expect(deliver(2, leaves[2]!)[0]!.rejected).toEqual(['late-leaf']);
+
+    const second: ViewInput = { ...first, gid: { procId: 1, time: 1, index: 2 } };
+    const again = all.map((agreement, index) => agreement.startView(second, new Uint8Array(32).fill(index + 11)).send[0]!);
+    deliver(0, again[0]!);
+    deliver(1, again[1]!);
+    for (let deadline = 1; deadline < 10; deadline++) expect(a!.rosterDeadline().send).toHaveLength(0);
+    deliver(2, again[2]!);
+    expect(a!.rosterClosed).toBe(true); // c was waited for and heard: the roster closed with everyone
+    expect(deliver(2, again[2]!).map((output) => output.rejected)).toEqual([['duplicate-leaf'], ['duplicate-leaf'], ['duplicate-leaf']]);
+
+    const third: ViewInput = { ...first, gid: { procId: 1, time: 1, index: 3 } };
+    const more = all.map((agreement, index) => agreement.startView(third, new Uint8Array(32).fill(index + 21)).send[0]!);
+    deliver(0, more[0]!);
+    deliver(1, more[1]!);
+    for (let deadline = 1; deadline < 10; deadline++) expect(a!.rosterDeadline().send).toHaveLength(0);
+    expect(a!.rosterDeadline().send).toHaveLength(1); // the tenth: known or not, the roster closes
+
+    const stranger = new KeyAgreement('#m#d', { name: 'm9', privateKey: keys[0]! }, trust);
+    const view: ViewInput = { ...first, members: ['#m#d'] };
+    const own = stranger.startView(view, new Uint8Array(32).fill(5)).send[0]!;
+    expect(stranger.receive('#m#d', own).excluded).toBe('untrusted');
+  });
+});

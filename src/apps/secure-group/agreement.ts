@@ -13,8 +13,8 @@
  *  2. The roster closes once every view member was heard from (a leaf, valid or
  *     not), or when the first member with a valid leaf (the roster leader) sends
  *     `close` after a deadline — so silent members (plain Spread clients joined to
- *     the group) cannot stall the key. The leader never closes while a member of
- *     its own last roster is unheard: that one is known to be secure, only slow. The participants are the members with a valid
+ *     the group) cannot stall the key. A member whose valid leaf was seen before
+ *     is known to be secure: the leader gives it ten deadlines, not one. The participants are the members with a valid
  *     leaf delivered before that point, in the view's order: the same list everywhere.
  *  3. The key tree is a balanced tree over the participants (key-tree.ts). Each
  *     member climbs its path: a node's secret comes from one child's secret and
@@ -84,8 +84,11 @@ export interface AgreementOutput {
   send: Buffer[];
   /** The view's key, when this input completed it. */
   established: EstablishedKey | null;
-  /** This input closed the roster without this member in it: it gets no key for this view. */
-  excluded: boolean;
+  /**
+   * This member gets no key for this view: its own leaf was refused ('untrusted'), or the roster
+   * closed before its leaf was delivered ('late'; a new view will wait for it, see rosterDeadline).
+   */
+  excluded: 'untrusted' | 'late' | null;
   rejected: RejectReason[];
 }
 
@@ -96,6 +99,8 @@ interface ViewState {
   heard: Set<string>;
   leaves: Map<string, { identity: string; blindedKey: Buffer }>;
   leader: string | null;
+  /** Roster deadlines that passed in this view (one per rosterWaitMs of silence). */
+  deadlines: number;
   tree: TreeState | null;
   excluded: boolean;
   failed: boolean;
@@ -115,6 +120,10 @@ interface TreeState {
 }
 
 const KEY_LABEL = 'tspread secure-group key v1';
+/** Roster deadlines the leader waits for an unheard member known to be secure. */
+export const KNOWN_MEMBER_PATIENCE = 10;
+/** Members remembered as secure; the longest unseen is forgotten first. */
+const KNOWN_MEMBERS_MAX = 4096;
 
 /** The tag naming a view: group, group id and members, hashed. */
 export function viewTagOf(view: ViewInput): string {
@@ -138,8 +147,8 @@ export class KeyAgreement {
   #trust: ReadonlyMap<string, KeyObject>;
   readonly #signatures: SignatureCache | undefined;
   #view: ViewState | null = null;
-  /** The participants of the last roster this member was in: secure members it knows to wait for. */
-  #knownParticipants = new Set<string>();
+  /** Members whose valid leaf this member has seen (in time or late): secure members it knows to wait for. */
+  readonly #knownMembers = new Set<string>();
 
   /** `signatures`: a cache shared with the other members this process hosts (optional). */
   constructor(me: string, identity: ResolvedIdentity, trust: ReadonlyMap<string, KeyObject>, signatures?: SignatureCache) {
@@ -181,6 +190,7 @@ export class KeyAgreement {
       heard: new Set(),
       leaves: new Map(),
       leader: null,
+      deadlines: 0,
       tree: null,
       excluded: false,
       failed: false,
@@ -200,16 +210,19 @@ export class KeyAgreement {
   }
 
   /**
-   * The roster deadline passed: the leader closes the roster (others do nothing; the caller re-arms
-   * while pending). It does not while a member of its last roster, still in this view, has not been
-   * heard from: that one is a secure member, slow rather than silent (if it died, the next view
-   * comes from Spread). The deadline is for members nobody knows to be secure.
+   * The roster deadline passed (rosterWaitMs without an agreement message): the leader closes the
+   * roster; others do nothing, and the caller re-arms while the roster is open. While a member known
+   * to be secure (its valid leaf was seen before) is still unheard, the leader gives it
+   * KNOWN_MEMBER_PATIENCE deadlines: it is slow rather than silent, and if it died Spread sends the
+   * next view. The first deadline is for members nobody knows to be secure (plain clients).
    */
   rosterDeadline(): AgreementOutput {
     const output = emptyOutput();
     const view = this.#view;
     if (view === null || view.tree !== null || view.excluded || view.leader !== this.me) return output;
-    if (view.input.members.some((member) => this.#knownParticipants.has(member) && !view.heard.has(member))) return output;
+    view.deadlines += 1;
+    const knownUnheard = view.input.members.some((member) => this.#knownMembers.has(member) && !view.heard.has(member));
+    if (knownUnheard && view.deadlines < KNOWN_MEMBER_PATIENCE) return output;
     output.send.push(encodeAgreement({ kind: 'close', view: view.tag, sender: this.me }, this.#identity.privateKey));
     return output;
   }
@@ -233,20 +246,15 @@ export class KeyAgreement {
     if (message.kind === 'leaf') {
       if (view.excluded) return output;
       if (view.heard.has(sender)) return rejected(output, 'duplicate-leaf');
-      if (view.tree !== null) return rejected(output, 'late-leaf');
       view.heard.add(sender);
       const publicKey = this.#trust.get(message.identity);
-      if (publicKey === undefined) rejected(output, 'untrusted');
-      else if (!received.verifiedBy(publicKey)) rejected(output, 'bad-signature');
-      else {
-        view.leaves.set(sender, { identity: message.identity, blindedKey: message.blindedKey });
-        view.leader ??= sender;
-      }
-      if (sender === this.me && !view.leaves.has(sender)) {
-        // The group does not take my own leaf either: I am out of this view's roster.
-        view.excluded = true;
-        output.excluded = true;
-      } else if (view.heard.size === view.input.members.length) this.#closeRoster(view, output);
+      if (publicKey === undefined) return this.#refusedLeaf(view, sender, rejected(output, 'untrusted'));
+      if (!received.verifiedBy(publicKey)) return this.#refusedLeaf(view, sender, rejected(output, 'bad-signature'));
+      this.#know(sender);
+      if (view.tree !== null) return rejected(output, 'late-leaf'); // known now: the next view waits for it
+      view.leaves.set(sender, { identity: message.identity, blindedKey: message.blindedKey });
+      view.leader ??= sender;
+      if (view.heard.size === view.input.members.length) this.#closeRoster(view, output);
     } else if (message.kind === 'close') {
       if (view.tree !== null || view.excluded) return output; // closed already, by hearing from everyone
       if (sender !== view.leader) return rejected(output, 'not-leader');
@@ -265,6 +273,23 @@ export class KeyAgreement {
     return output;
   }
 
+  /** A leaf that failed the trust check; if it is this member's own, this member is out of the view. */
+  #refusedLeaf(view: ViewState, sender: string, output: AgreementOutput): AgreementOutput {
+    if (sender === this.me) {
+      view.excluded = true;
+      output.excluded = 'untrusted';
+    } else if (view.tree === null && view.heard.size === view.input.members.length) {
+      this.#closeRoster(view, output);
+    }
+    return output;
+  }
+
+  #know(member: string): void {
+    this.#knownMembers.delete(member); // re-inserted last: the set forgets the longest unseen first
+    this.#knownMembers.add(member);
+    if (this.#knownMembers.size > KNOWN_MEMBERS_MAX) this.#knownMembers.delete(this.#knownMembers.values().next().value!);
+  }
+
   #trustedKeyOf(view: ViewState, sender: string): KeyObject {
     const identity = view.leaves.get(sender)?.identity;
     const key = identity === undefined ? undefined : this.#trust.get(identity);
@@ -280,10 +305,9 @@ export class KeyAgreement {
     const myIndex = participants.findIndex((participant) => participant.member === this.me);
     if (myIndex < 0) {
       view.excluded = true;
-      output.excluded = true;
+      output.excluded = 'late';
       return;
     }
-    this.#knownParticipants = new Set(participants.map((participant) => participant.member));
     const { path, coPath } = pathOf(myIndex, participants.length);
     const names = participants.map((participant) => participant.member);
     const tree: TreeState = {
@@ -358,7 +382,7 @@ export class KeyAgreement {
 }
 
 function emptyOutput(): AgreementOutput {
-  return { send: [], established: null, excluded: false, rejected: [] };
+  return { send: [], established: null, excluded: null, rejected: [] };
 }
 
 function rejected(output: AgreementOutput, reason: RejectReason): AgreementOutput {

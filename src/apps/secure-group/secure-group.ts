@@ -60,8 +60,11 @@ export interface SecureGroupEvents {
   /** Same moment as ready: how long the rekey took. */
   rekey: [{ ms: number; members: number }];
   message: [SecureMessage];
-  /** The roster of the current view closed without this member (its identity was not accepted in time). */
-  excluded: [{ viewTag: string }];
+  /**
+   * This view goes on without this member: its identity was refused ('untrusted'), or its leaf came
+   * after the roster closed ('late': it then leaves and joins again, and the next view waits for it).
+   */
+  excluded: [{ viewTag: string; reason: 'untrusted' | 'late' }];
 }
 
 export const AGREEMENT_MESS_TYPE = 0x5301;
@@ -211,9 +214,10 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
   #apply(output: AgreementOutput): void {
     for (const reason of output.rejected) this.#drop(reason);
     for (const bytes of output.send) this.#session.multicast(this.name, bytes, { service: 'agreed', messType: AGREEMENT_MESS_TYPE });
-    if (output.excluded) {
+    if (output.excluded !== null) {
       this.#clearRosterTimer();
-      this.emit('excluded', { viewTag: this.#agreement.viewTag! });
+      this.emit('excluded', { viewTag: this.#agreement.viewTag!, reason: output.excluded });
+      if (output.excluded === 'late') this.#rejoin();
     }
     if (output.established !== null) this.#established(output.established);
   }
@@ -237,6 +241,16 @@ export class SecureGroup extends EventEmitter<SecureGroupEvents> {
       } catch {
         this.#drop('send-failed'); // the session closed under us: nothing else to do from an event handler
       }
+    }
+  }
+
+  /** Leaves and joins again: two views, and in the second the others wait for this member's leaf. */
+  #rejoin(): void {
+    try {
+      this.#session.leave(this.name);
+      this.#session.join(this.name);
+    } catch {
+      // The session is closing: nothing to rejoin.
     }
   }
 
