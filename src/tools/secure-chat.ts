@@ -6,7 +6,7 @@
  * joins GROUP as an end-to-end encrypted group (tspread/secure-group). Lines read
  * from stdin are sent; stdout gets one line per event:
  *   ready <fingerprint> <identity,identity,…>   a key for a new view
- *   excluded                                     this view's roster left us out
+ *   excluded <untrusted|late>                    this view goes on without us (late: we rejoin)
  *   <identity>: <text>                           a message
  * The trust list is a directory of NAME.pub files or a JSON object {name: PEM};
  * SIGHUP reloads it (it applies from the next view). End of input leaves the group.
@@ -82,7 +82,7 @@ export function secureChatCommand(): Command {
       }
       const chat = group;
       chat.on('ready', (ready) => process.stdout.write(`ready ${ready.fingerprint} ${ready.members.map((m) => m.identity).join(',')}\n`));
-      chat.on('excluded', () => process.stdout.write('excluded\n'));
+      chat.on('excluded', ({ reason }) => process.stdout.write(`excluded ${reason}\n`));
       chat.on('message', (message) => process.stdout.write(`${message.identity}: ${message.data.toString('utf8')}\n`));
       process.on('SIGHUP', () => {
         try {
