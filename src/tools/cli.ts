@@ -6,6 +6,8 @@
  * spreadlogd, session-cache = Splash, vip = wackamole,
  * sql = replicated SQLite after Congruity). Each subcommand lives in
  * spreadlogd, session-cache = Splash, vip = wackamole, mq = Courier). Each subcommand lives in
+ * spreadlogd, session-cache = Splash, vip = wackamole, secure-chat = an end-to-end
+ * encrypted group). Each subcommand lives in
  * its own module.
  */
 import { Command } from 'commander';
@@ -20,6 +22,7 @@ import { vipCommand } from '../apps/vip/command.js';
 import { passwordHashCommand } from './password-hash.js';
 import { sqlCommand } from './sql.js';
 import { mqCommand } from '../apps/messaging/command.js';
+import { secureChatCommand, secureKeygenCommand } from './secure-chat.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -36,5 +39,7 @@ program.addCommand(vipCommand());
 program.addCommand(passwordHashCommand());
 program.addCommand(sqlCommand());
 program.addCommand(mqCommand());
+program.addCommand(secureChatCommand());
+program.addCommand(secureKeygenCommand());
 
 await program.parseAsync(process.argv);
