@@ -3,7 +3,7 @@
  * `tspread` command line: one program, one subcommand per tool Spread users know
  * (daemon = spread, user = spuser, flooder = spflooder, monitor = spmonitor) plus
  * tspread's own (check, dashboard) and the applications' (log-send and logd =
- * spreadlogd, session-cache = Splash, vip = wackamole). Each subcommand lives in
+ * spreadlogd, session-cache = Splash, vip = wackamole, svc = MEAD). Each subcommand lives in
  * its own module.
  */
 import { Command } from 'commander';
@@ -15,6 +15,7 @@ import { logSendCommand } from './log-send.js';
 import { logdCommand } from './logd.js';
 import { sessionCacheCommand } from './session-cache.js';
 import { vipCommand } from '../apps/vip/command.js';
+import { servicesCommand } from './services.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -28,5 +29,6 @@ program.addCommand(logSendCommand());
 program.addCommand(logdCommand());
 program.addCommand(sessionCacheCommand());
 program.addCommand(vipCommand());
+program.addCommand(servicesCommand());
 
 await program.parseAsync(process.argv);

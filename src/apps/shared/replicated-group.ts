@@ -41,7 +41,8 @@ export interface ReplicatedGroupEvents {
   operation: [];
 }
 
-const OPERATION_TYPE = 1;
+/** Message type of operations: a sender outside the group may multicast them too (a service's clients do). */
+export const OPERATION_TYPE = 1;
 const HELLO_TYPE = 2;
 const SNAPSHOT_TYPE = 3;
 /** Snapshot chunks stay well under Spread's 143 152-byte message limit. */
@@ -74,6 +75,11 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
 
   get connected(): boolean {
     return this.#session !== null;
+  }
+
+  /** The session in use, or null between sessions. */
+  get session(): Session | null {
+    return this.#session;
   }
 
   /** This member's private group while connected. */
