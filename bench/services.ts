@@ -133,10 +133,21 @@ async function handoverRun(ring: StartedRing): Promise<{ steadyP50: number; paus
   return { steadyP50: percentile(steady, 0.5), pause: Math.max(...window), windowMs: doneAt - signalAt, errors: load.errors.length };
 }
 
+/** Other runs on this machine may take a free port before a daemon binds it: try again then. */
+async function startRingRetrying(): Promise<StartedRing> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRing({ count: 3 });
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
 const callResults = [];
 const handoverResults = [];
 for (let run = 0; run < runs; run++) {
-  const ring = await startRing({ count: 3 });
+  const ring = await startRingRetrying();
   try {
     callResults.push(await callRun(ring));
     handoverResults.push(await handoverRun(ring));

@@ -8,6 +8,7 @@ import { assessHealth } from '../src/apps/services/health.js';
 import { decodeOperation, encode, PAYLOAD_BYTES_MAX, type Operation, type Outcome, type Style } from '../src/apps/services/protocol.js';
 import { ServiceCore } from '../src/apps/services/service-core.js';
 import { counterHandlers, type CounterState } from '../src/apps/services/counter.js';
+import { ReplyCache } from '../src/apps/services/reply-cache.js';
 
 interface Member {
   core: ServiceCore<CounterState>;
@@ -17,8 +18,8 @@ interface Member {
 class Group {
   readonly members = new Map<string, Member>();
   readonly order: { from: string; operation: Operation }[] = [];
-  /** Replies per request id: [replica, outcome]. */
-  readonly replies = new Map<string, [string, Outcome][]>();
+  /** Replies per call number: [replica, outcome]. */
+  readonly replies = new Map<number, [string, Outcome][]>();
   #requests = 0;
 
   constructor(style: Style, names: string[]) {
@@ -43,9 +44,10 @@ class Group {
     for (const member of this.members.values()) member.core.onView([...this.members.keys()]);
   }
 
-  request(method = 'increment', args: unknown = null, id = `c/${++this.#requests}`): string {
-    this.order.push({ from: 'client', operation: { k: 'q', id, to: '#c', m: method, a: args } });
-    return id;
+  /** Call `n` of client 'c', which says it has every reply under `below`. */
+  request(method = 'increment', args: unknown = null, n = ++this.#requests, below = 1): number {
+    this.order.push({ from: 'client', operation: { k: 'q', c: 'c', n, d: below, to: '#c', m: method, a: args } });
+    return n;
   }
 
   /** Delivers `count` operations of the order (all by default) to every member. */
@@ -92,10 +94,10 @@ describe('ServiceCore, active style', () => {
     const group = new Group('active', ['a', 'b', 'c']);
     for (let index = 0; index < 5; index++) group.request();
     group.deliver();
-    group.request('increment', null, 'c/3');
+    group.request('increment', null, 3);
     group.deliver();
-    expect(group.replies.get('c/3')).toHaveLength(6);
-    expect(group.replies.get('c/3')!.every(([, outcome]) => outcome.ok && outcome.result === 3)).toBe(true);
+    expect(group.replies.get(3)).toHaveLength(6);
+    expect(group.replies.get(3)!.every(([, outcome]) => outcome.ok && outcome.result === 3)).toBe(true);
     expect([...group.members.values()].map((member) => member.core.executions)).toEqual([5, 5, 5]);
     group.expectEachCountedOnce(5);
   });
@@ -112,6 +114,25 @@ describe('ServiceCore, active style', () => {
     expect(group.replies.get(large)![0]![1]).toMatchObject({ ok: false, error: { code: 'payload-too-large' } });
     expect(group.replies.get(proto)![0]![1]).toMatchObject({ ok: false, error: { code: 'unknown-method' } });
     expect(group.values()).toEqual([0, 0]);
+  });
+});
+
+describe('reply cache', () => {
+  it('keeps replies until the client releases them, within a cap', () => {
+    const group = new Group('active', ['a']);
+    for (let index = 0; index < 5; index++) group.request();
+    group.deliver();
+    const core = group.members.get('a')!.core;
+    expect(core.cachedReplies).toBe(5);
+    group.request('get', null, 6, 5); // calls 1-4 answered
+    group.deliver();
+    expect(core.cachedReplies).toBe(2);
+    group.request('increment', null, 5, 5); // a retry of 5: from the cache
+    group.deliver();
+    expect(group.replies.get(5)!.map(([, outcome]) => outcome)).toEqual([{ ok: true, result: 5 }, { ok: true, result: 5 }]);
+    const capped = new ReplyCache(3);
+    for (let sequence = 1; sequence <= 5; sequence++) capped.set(`client${sequence % 2}`, sequence, { ok: true, result: sequence });
+    expect(capped.entries().map(([client, sequence]) => `${client}/${sequence}`)).toEqual(['client1/5', 'client0/2', 'client0/4']);
   });
 });
 
@@ -190,7 +211,7 @@ describe('ServiceCore, style switch and state transfer', () => {
     group.crash('a');
     group.crash('b');
     expect(group.members.get('c')!.core.primary).toBe('c');
-    group.request('increment', null, 'c/2'); // a retry after the crashes: from the cache
+    group.request('increment', null, 2); // a retry after the crashes: from the cache
     group.request();
     group.deliver();
     expect(group.members.get('c')!.core.executions).toBe(1);
@@ -200,10 +221,10 @@ describe('ServiceCore, style switch and state transfer', () => {
 
 describe('wire form and health', () => {
   it('decodes what it encodes and rejects what is not an operation', () => {
-    const request: Operation = { k: 'q', id: 'c/1', to: '#c#d1', m: 'get', a: null };
+    const request: Operation = { k: 'q', c: 'c', n: 1, d: 1, to: '#c#d1', m: 'get', a: null };
     expect(decodeOperation(encode(request))).toEqual(request);
     expect(decodeOperation(Buffer.from('not json'))).toBeNull();
-    expect(decodeOperation(Buffer.from('{"k":"q","id":1}'))).toBeNull();
+    expect(decodeOperation(Buffer.from('{"k":"q","c":"c","n":"1","d":1,"to":"#c","m":"get"}'))).toBeNull();
     expect(decodeOperation(Buffer.from('{"k":"w","style":"cold"}'))).toBeNull();
     expect(decodeOperation(Buffer.from('null'))).toBeNull();
   });

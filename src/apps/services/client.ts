@@ -1,8 +1,9 @@
 /**
  * The caller's side of a replicated service. A call is multicast (AGREED) to the
  * service group, which needs no membership; replicas reply to this session's
- * private group. A call keeps its id over retries (and over reconnections, which
- * change the reply address), so the replicas' reply cache runs it once.
+ * private group. A call keeps its number over retries (and over reconnections,
+ * which change the reply address), so the replicas' reply cache runs it once;
+ * each call also tells them which replies this client no longer needs.
  */
 import { randomUUID } from 'node:crypto';
 import type { DataMessage, Session } from '../../client/index.js';
@@ -43,7 +44,8 @@ export class ServiceClient {
   readonly #options: ServiceClientOptions;
   readonly #log: Logger;
   readonly #clientId = randomUUID();
-  readonly #calls = new Map<string, Call>();
+  /** In call-number order, so the first is the oldest unanswered. */
+  readonly #calls = new Map<number, Call>();
   #session: Session | null = null;
   #sequence = 0;
   #closed = false;
@@ -65,8 +67,8 @@ export class ServiceClient {
   /** Calls `method` with JSON `args`; resolves with its JSON result or rejects with a ServiceError. */
   call(method: string, args: unknown = null, options: CallOptions = {}): Promise<unknown> {
     if (this.#closed) return Promise.reject(new Error('the service client is closed'));
-    const id = `${this.#clientId}/${++this.#sequence}`;
-    const request: Request = { k: 'q', id, to: '', m: method, a: args ?? null };
+    const sequence = ++this.#sequence;
+    const request: Request = { k: 'q', c: this.#clientId, n: sequence, d: sequence, to: '', m: method, a: args ?? null };
     const size = Buffer.byteLength(JSON.stringify(request));
     if (size > PAYLOAD_BYTES_MAX) {
       return Promise.reject(new ServiceError('payload-too-large', `the call '${method}' is ${size} bytes; at most ${PAYLOAD_BYTES_MAX} are allowed`));
@@ -78,7 +80,7 @@ export class ServiceClient {
         setTimeout(() => this.#finish(call, new ServiceError('timeout', `no reply to '${method}' from service '${this.group}' within ${timeoutMs} ms`)), timeoutMs),
         setInterval(() => this.#send(call), this.#options.retryMs ?? 500),
       );
-      this.#calls.set(id, call);
+      this.#calls.set(sequence, call);
       this.#send(call);
     });
   }
@@ -122,6 +124,7 @@ export class ServiceClient {
     const session = this.#session;
     if (session === null) return;
     call.request.to = session.privateGroup;
+    call.request.d = this.#calls.keys().next().value ?? call.request.n;
     try {
       session.multicast(this.group, encode(call.request), { service: 'agreed', messType: OPERATION_TYPE });
     } catch (error) {
@@ -131,7 +134,7 @@ export class ServiceClient {
 
   #onMessage(message: DataMessage): void {
     const reply = decodeReply(message.data);
-    const call = reply === null ? undefined : this.#calls.get(reply.id);
+    const call = reply === null ? undefined : this.#calls.get(reply.n);
     if (reply === null || call === undefined) return; // a late or duplicate reply
     call.from.add(reply.from);
     if (!reply.r.ok) this.#finish(call, new ServiceError(reply.r.error.code, reply.r.error.message));
@@ -140,7 +143,7 @@ export class ServiceClient {
 
   #finish(call: Call, error: Error | undefined, result?: unknown): void {
     for (const timer of call.timers) clearTimeout(timer);
-    this.#calls.delete(call.request.id);
+    this.#calls.delete(call.request.n);
     if (error === undefined) call.resolve(result);
     else call.reject(error);
   }
@@ -148,5 +151,5 @@ export class ServiceClient {
 
 /** Replies a call waits for: in passive style only the primary answers, after the backups have the update. */
 function needed(quorum: ReplyQuorum, reply: Reply): number {
-  return quorum === 'majority' && reply.style === 'active' ? Math.floor(reply.n / 2) + 1 : 1;
+  return quorum === 'majority' && reply.style === 'active' ? Math.floor(reply.replicas / 2) + 1 : 1;
 }

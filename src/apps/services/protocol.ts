@@ -23,19 +23,25 @@ export type ErrorCode =
 
 export type Outcome = { ok: true; result: unknown } | { ok: false; error: { code: ErrorCode; message: string } };
 
-/** A call: `id` is the client's own and stays the same over its retries; `to` is where to reply now. */
+/**
+ * A call: client `c`'s call number `n`, the same over its retries; `to` is where
+ * to reply now; `d`: the client has every reply to its calls numbered under it.
+ */
 export interface Request {
   k: 'q';
-  id: string;
+  c: string;
+  n: number;
+  d: number;
   to: string;
   m: string;
   a: unknown;
 }
 
-/** Warm passive: the primary's state after executing request `id`, and the reply it gave. */
+/** Warm passive: the primary's state after executing call `n` of client `c`, and the reply it gave. */
 export interface StateUpdate {
   k: 'u';
-  id: string;
+  c: string;
+  n: number;
   to: string;
   s: unknown;
   r: Outcome;
@@ -51,11 +57,11 @@ export type Operation =
   /** `member` holds the group's state (a replacement announces itself with this). */
   | { k: 'y'; member: string };
 
-/** A reply, to the caller's private group. `n` is how many replicas the sender saw; `style` who answers. */
+/** A reply to call `n`, to the caller's private group; `replicas` is how many the sender saw, `style` says who answers. */
 export interface Reply {
-  id: string;
-  from: string;
   n: number;
+  from: string;
+  replicas: number;
   style: Style;
   r: Outcome;
 }
@@ -65,6 +71,10 @@ export function encode(value: Operation | Reply): Buffer {
 }
 
 const isText = (value: unknown): value is string => typeof value === 'string';
+const isNumber = (value: unknown): value is number => Number.isSafeInteger(value);
+
+/** The key of a call among pending requests and updates. */
+export const callKey = (call: { c: string; n: number }): string => `${call.c}/${call.n}`;
 
 /** An operation from the group, or null when it is not one (a stray or hostile sender). */
 export function decodeOperation(bytes: Uint8Array): Operation | null {
@@ -78,9 +88,9 @@ export function decodeOperation(bytes: Uint8Array): Operation | null {
   const op = value as Record<string, unknown>;
   switch (op.k) {
     case 'q':
-      return isText(op.id) && isText(op.to) && isText(op.m) ? (op as unknown as Request) : null;
+      return isText(op.c) && isNumber(op.n) && isNumber(op.d) && isText(op.to) && isText(op.m) ? (op as unknown as Request) : null;
     case 'u':
-      return isText(op.id) && isText(op.to) && typeof op.r === 'object' && op.r !== null ? (op as unknown as StateUpdate) : null;
+      return isText(op.c) && isNumber(op.n) && isText(op.to) && typeof op.r === 'object' && op.r !== null ? (op as unknown as StateUpdate) : null;
     case 'w':
       return STYLES.includes(op.style as Style) ? (op as unknown as Operation) : null;
     case 'x':
@@ -94,7 +104,7 @@ export function decodeOperation(bytes: Uint8Array): Operation | null {
 export function decodeReply(bytes: Uint8Array): Reply | null {
   try {
     const value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as Reply;
-    return isText(value.id) && typeof value.r === 'object' && value.r !== null ? value : null;
+    return isNumber(value.n) && typeof value.r === 'object' && value.r !== null ? value : null;
   } catch {
     return null;
   }

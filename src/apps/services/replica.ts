@@ -57,7 +57,7 @@ export class ServiceReplica<S> extends EventEmitter<ServiceReplicaEvents> {
     const effects = {
       me: () => this.group.me,
       inSync: () => this.group.transfer.synced && !this.group.transfer.receiving,
-      reply: (to: string, id: string, outcome: Outcome) => this.#reply(to, id, outcome),
+      reply: (to: string, sequence: number, outcome: Outcome) => this.#reply(to, sequence, outcome),
       multicast: (operation: Operation) => this.#propose(operation),
     };
     this.core = new ServiceCore(handlers, options.initialState, options.style ?? 'active', effects, options.replyCacheEntries);
@@ -140,12 +140,12 @@ export class ServiceReplica<S> extends EventEmitter<ServiceReplicaEvents> {
     if (!this.group.propose(encode(operation))) this.#log.warn({ group: this.group.group, kind: operation.k }, 'no session: operation not sent');
   }
 
-  #reply(to: string, id: string, outcome: Outcome): void {
+  #reply(to: string, sequence: number, outcome: Outcome): void {
     const session = this.group.session;
     const me = this.group.me;
     if (session === null || me === null) return;
     try {
-      session.multicast(to, encode({ id, from: me, n: this.group.members.length, style: this.core.style, r: outcome }), { service: 'fifo' });
+      session.multicast(to, encode({ n: sequence, from: me, replicas: this.group.members.length, style: this.core.style, r: outcome }), { service: 'fifo' });
     } catch (error) {
       this.#log.warn({ to, error: errorText(error) }, 'could not send a reply');
     }

@@ -17,11 +17,12 @@
  *   the switch point (the old primary's late updates then find them answered);
  *   to passive, the primary starts from the committed state.
  *
- * A reply cache (bounded, in delivery order, so identical everywhere) answers
- * a retried request without executing it again.
+ * A reply cache (reply-cache.ts, identical everywhere) answers a retried
+ * request without executing it again.
  */
 import { EventEmitter } from 'node:events';
 import {
+  callKey,
   failure,
   PAYLOAD_BYTES_MAX,
   UPDATE_BYTES_MAX,
@@ -31,6 +32,7 @@ import {
   type StateUpdate,
   type Style,
 } from './protocol.js';
+import { ReplyCache, type CachedReply } from './reply-cache.js';
 
 /** A deterministic handler: same state and arguments, same result and changes, on every replica. */
 export type Handler<S> = (state: S, args: unknown) => unknown;
@@ -42,23 +44,24 @@ export interface CoreEffects {
   me(): string | null;
   /** False while this replica's state is not yet the group's (a joiner before its transfer): it then stays silent. */
   inSync(): boolean;
-  reply(to: string, id: string, outcome: Outcome): void;
+  reply(to: string, sequence: number, outcome: Outcome): void;
   multicast(operation: Operation): void;
 }
 
 export interface CoreEvents {
   /** `member` announced that it holds the group's state. */
   ready: [string];
-  /** A request's effect is now part of the committed state here. */
-  committed: [string];
+  /** A request's effect (client, call number) is now part of the committed state here. */
+  committed: [string, number];
 }
 
+/** Replies kept at most; clients release theirs as they go (reply-cache.ts), so this is for vanished ones. */
 export const REPLY_CACHE_ENTRIES = 4096;
 
 interface Snapshot {
   style: Style;
   state: unknown;
-  cache: [string, Outcome][];
+  cache: CachedReply[];
   pending: Request[];
   seniority: string[];
   retiring: string[];
@@ -69,10 +72,9 @@ interface Snapshot {
 export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   readonly #handlers: Handlers<S>;
   readonly #effects: CoreEffects;
-  readonly #cacheEntries: number;
   #style: Style;
   #state: S;
-  readonly #cache = new Map<string, Outcome>();
+  readonly #cache: ReplyCache;
   #pending: Request[] = [];
   #seniority: string[] = [];
   #retiring = new Set<string>();
@@ -91,7 +93,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     this.#state = initialState;
     this.#style = style;
     this.#effects = effects;
-    this.#cacheEntries = cacheEntries;
+    this.#cache = new ReplyCache(cacheEntries);
   }
 
   get style(): Style {
@@ -109,6 +111,10 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
 
   get seniority(): readonly string[] {
     return this.#seniority;
+  }
+
+  get cachedReplies(): number {
+    return this.#cache.size;
   }
 
   get pendingCount(): number {
@@ -156,8 +162,8 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
       this.#executed.clear();
     }
     for (const request of this.#pending) {
-      if (this.#executed.has(request.id)) continue;
-      this.#executed.add(request.id);
+      if (this.#executed.has(callKey(request))) continue;
+      this.#executed.add(callKey(request));
       this.#effects.multicast(this.#executeForUpdate(request));
     }
   }
@@ -166,7 +172,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     const snapshot: Snapshot = {
       style: this.#style,
       state: this.#state,
-      cache: [...this.#cache],
+      cache: this.#cache.entries(),
       pending: this.#pending,
       seniority: this.#seniority,
       retiring: [...this.#retiring],
@@ -180,8 +186,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     const snapshot = JSON.parse(bytes.toString('utf8')) as Snapshot;
     this.#style = snapshot.style;
     this.#state = snapshot.state as S;
-    this.#cache.clear();
-    for (const [id, outcome] of snapshot.cache) this.#cache.set(id, outcome);
+    this.#cache.restore(snapshot.cache);
     this.#pending = snapshot.pending;
     this.#seniority = snapshot.seniority;
     this.#retiring = new Set(snapshot.retiring);
@@ -192,18 +197,20 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   }
 
   #onRequest(request: Request): void {
-    const cached = this.#cache.get(request.id);
+    this.#cache.forget(request.c, request.d);
+    const cached = this.#cache.get(request.c, request.n);
     if (cached !== undefined) {
-      if (this.#style === 'active' || this.primary === this.#effects.me()) this.#reply(request.to, request.id, cached);
+      if (this.#style === 'active' || this.primary === this.#effects.me()) this.#reply(request.to, request.n, cached);
       return;
     }
     if (this.#style === 'active') {
       const outcome = this.#execute(this.#state, request);
-      this.#commit(request.id, outcome);
-      this.#reply(request.to, request.id, outcome);
+      this.#commit(request.c, request.n, outcome);
+      this.#reply(request.to, request.n, outcome);
       return;
     }
-    const waiting = this.#pending.find((pending) => pending.id === request.id);
+    const key = callKey(request);
+    const waiting = this.#pending.find((pending) => callKey(pending) === key);
     if (waiting !== undefined) {
       waiting.to = request.to; // a retry: answer where the caller listens now
       return;
@@ -214,14 +221,15 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
 
   #onUpdate(update: StateUpdate): void {
     // Already answered (a switch to active ran it, or a duplicate): the first commit stands everywhere.
-    if (this.#cache.has(update.id)) return;
-    const index = this.#pending.findIndex((pending) => pending.id === update.id);
+    if (this.#cache.get(update.c, update.n) !== undefined) return;
+    const key = callKey(update);
+    const index = this.#pending.findIndex((pending) => callKey(pending) === key);
     const to = index >= 0 ? this.#pending[index]!.to : update.to;
     if (index >= 0) this.#pending.splice(index, 1);
     this.#state = update.s as S;
-    this.#commit(update.id, update.r);
-    if (this.#barrier.delete(update.id) && this.#barrier.size === 0) this.#barrierFrom = null;
-    if (this.primary === this.#effects.me()) this.#reply(to, update.id, update.r);
+    this.#commit(update.c, update.n, update.r);
+    if (this.#barrier.delete(key) && this.#barrier.size === 0) this.#barrierFrom = null;
+    if (this.primary === this.#effects.me()) this.#reply(to, update.n, update.r);
     this.drive();
   }
 
@@ -232,8 +240,8 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     if (style === 'active') {
       for (const request of this.#pending) {
         const outcome = this.#execute(this.#state, request);
-        this.#commit(request.id, outcome);
-        this.#reply(request.to, request.id, outcome);
+        this.#commit(request.c, request.n, outcome);
+        this.#reply(request.to, request.n, outcome);
       }
       this.#pending = [];
       this.#clearBarrier();
@@ -248,7 +256,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     this.#seniority = [...this.#seniority.filter((other) => other !== member), member];
     if (this.#style === 'passive' && before !== this.primary && this.#barrier.size === 0 && this.#pending.length > 0) {
       // The old primary was not held back, so it executed every pending request and their updates will follow.
-      this.#barrier = new Set(this.#pending.map((request) => request.id));
+      this.#barrier = new Set(this.#pending.map(callKey));
       this.#barrierFrom = before;
     }
     if (this.primary !== this.#effects.me()) this.#working = null;
@@ -263,18 +271,18 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   #executeForUpdate(request: Request): StateUpdate {
     const before = this.#working as S;
     const outcome = this.#execute(before, request);
-    const update: StateUpdate = { k: 'u', id: request.id, to: request.to, s: this.#working, r: outcome };
+    const update: StateUpdate = { k: 'u', c: request.c, n: request.n, to: request.to, s: this.#working, r: outcome };
     if (Buffer.byteLength(JSON.stringify(update)) <= UPDATE_BYTES_MAX) return update;
     // Too large to multicast: the request fails and the state stays as committed before it.
     this.#working = structuredClone(this.#state);
     this.#executed.clear();
     for (const earlier of this.#pending) {
-      if (earlier.id === request.id) break;
-      this.#executed.add(earlier.id);
+      if (earlier === request) break;
+      this.#executed.add(callKey(earlier));
       this.#execute(this.#working, earlier);
     }
-    this.#executed.add(request.id);
-    return { k: 'u', id: request.id, to: request.to, s: this.#working, r: failure('state-too-large', `the service state after '${request.m}' is over ${UPDATE_BYTES_MAX} bytes`) };
+    this.#executed.add(callKey(request));
+    return { k: 'u', c: request.c, n: request.n, to: request.to, s: this.#working, r: failure('state-too-large', `the service state after '${request.m}' is over ${UPDATE_BYTES_MAX} bytes`) };
   }
 
   /** Runs a handler; every failure becomes the same error reply on every replica. */
@@ -294,13 +302,12 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     return { ok: true, result: JSON.parse(json) as unknown };
   }
 
-  #commit(id: string, outcome: Outcome): void {
-    this.#cache.set(id, outcome);
-    if (this.#cache.size > this.#cacheEntries) this.#cache.delete(this.#cache.keys().next().value!);
-    this.emit('committed', id);
+  #commit(client: string, sequence: number, outcome: Outcome): void {
+    this.#cache.set(client, sequence, outcome);
+    this.emit('committed', client, sequence);
   }
 
-  #reply(to: string, id: string, outcome: Outcome): void {
-    if (this.#effects.inSync()) this.#effects.reply(to, id, outcome);
+  #reply(to: string, sequence: number, outcome: Outcome): void {
+    if (this.#effects.inSync()) this.#effects.reply(to, sequence, outcome);
   }
 }
