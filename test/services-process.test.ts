@@ -5,6 +5,8 @@
  * increment must be counted exactly once and every replica end equal.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../src/client/index.js';
+import { counterHandlers, counterInitialState, serve } from '../src/apps/services/index.js';
 import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
 import { startRing, type StartedRing } from './helpers/daemon.js';
 import { CounterReplica, daemonName, IncrementLoad } from './helpers/service-replicas.js';
@@ -94,6 +96,34 @@ describe('proactive recovery', () => {
     await load.advance(60);
     await expectCountedOnce(load, () => [...backups.map((replica) => replica.stop()), primary!.stop(replacementPid)]);
   }, 180_000);
+});
+
+describe('proactive recovery on a health check', () => {
+  it('a replica whose own check fails starts a replacement and leaves; no call fails', async () => {
+    const group = 'ctr-health';
+    const others = [await replicaOn(0, group), await replicaOn(1, group)];
+    let unhealthy = false;
+    let replacement: CounterReplica | undefined;
+    const replica = serve(group, counterHandlers, {
+      initialState: counterInitialState(),
+      connect: () => connect({ daemon: daemonName(ring.daemons[2]!) }),
+      health: { check: () => (unhealthy ? 'the test says so' : null) },
+      healthGraceMs: 0,
+      healthIntervalMs: 50,
+      replace: () => {
+        replacement = new CounterReplica(ring.daemons[2]!, group);
+        replicas.push(replacement);
+      },
+    });
+    await new Promise<void>((resolve) => replica.once('synced', resolve));
+    const load = await IncrementLoad.start(ring.daemons, group);
+    await load.advance(60);
+    unhealthy = true;
+    await new Promise<void>((resolve) => replica.once('retired', resolve));
+    await replacement!.synced();
+    await load.advance(60);
+    await expectCountedOnce(load, () => [...others, replacement!].map((running) => running.stop()));
+  }, 120_000);
 });
 
 describe('style switch', () => {
