@@ -21,6 +21,9 @@ const PURE_FILES = [
   'src/apps/shared/state-transfer.ts',
   'src/apps/vip/assignment.ts',
   'src/apps/vip/group-state.ts',
+  'src/apps/services/service-core.ts',
+  'src/apps/services/reply-cache.ts',
+  'src/apps/services/protocol.ts',
 ];
 
 const FORBIDDEN: Array<[RegExp, string]> = [
