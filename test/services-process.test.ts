@@ -7,7 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
 import { counterHandlers, counterInitialState, serve } from '../src/apps/services/index.js';
+import { OPERATION_TYPE } from '../src/apps/shared/replicated-group.js';
 import { ensureBuilt, ToolProcess } from './fake-daemon/processes.js';
+import { waitUntil } from './helpers/log-collectors.js';
 import { startRing, type StartedRing } from './helpers/daemon.js';
 import { CounterReplica, daemonName, IncrementLoad } from './helpers/service-replicas.js';
 
@@ -159,8 +161,19 @@ describe('bad input', () => {
     expect(await call('echo', '{"fits":true}', '--majority')).toMatchObject({ code: 0, stdout: '{"fits":true}\n' });
     const nobody = await svc(['call', '-g', 'ctr-nobody', '-s', daemonName(ring.daemons[0]!), 'get', '--timeout', '300']);
     expect(nobody).toMatchObject({ code: 1, stderr: "tspread svc call: timeout: no reply to 'get' from service 'ctr-nobody' within 300 ms\n" });
+    // A sender bypassing the client: garbage, and an oversized call the replicas refuse themselves.
+    const rogue = await connect({ daemon: daemonName(ring.daemons[0]!) });
+    const answers: unknown[] = [];
+    rogue.on('message', (message) => answers.push(JSON.parse(Buffer.from(message.data).toString())));
+    rogue.multicast(group, 'not json at all', { service: 'agreed', messType: OPERATION_TYPE });
+    const oversized = { k: 'q', c: 'rogue', n: 1, d: 1, to: rogue.privateGroup, m: 'echo', a: 'x'.repeat(120_000) };
+    rogue.multicast(group, JSON.stringify(oversized), { service: 'agreed', messType: OPERATION_TYPE });
+    await waitUntil(() => answers.length === 3, () => `rogue answers: ${JSON.stringify(answers)}`);
+    expect(answers).toEqual(Array(3).fill(expect.objectContaining({ n: 1, r: { ok: false, error: { code: 'payload-too-large', message: "the arguments of 'echo' are over 100000 bytes" } } })));
+    await rogue.disconnect();
     expect(await call('increment')).toMatchObject({ code: 0, stdout: '6\n' });
     expect(await Promise.all(started.map((replica) => replica.stop()))).toEqual([6, 6, 6]);
+    expect(started.every((replica) => replica.tool.stdout.includes('ignored a message that is not a service operation'))).toBe(true);
   }, 120_000);
 });
 
