@@ -15,6 +15,7 @@
  *             the signal, and against the longest call in a window as long just before the signal
  *             (what this shared machine's scheduling costs anyway) (ms). Failed calls are counted
  *             (there should be none).
+ *   crash pause: the same, but the first replica is killed (-9); window: the next second.
  * Each figure is the median of --runs runs (a fresh ring each run).
  *
  * Build first (`npx tsc -p .`), then:
@@ -37,6 +38,8 @@ const calls = Number(flag('calls', '3000'));
 const handoverStyle = flag('handover-style', 'passive');
 const ECHO_CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'ring-echo-client.js');
 const PAYLOAD = { text: 'x'.repeat(64) };
+/** After a kill -9, calls are watched this long for the fail-over. */
+const CRASH_WINDOW_MS = 1000;
 
 function percentile(values: number[], fraction: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -119,27 +122,34 @@ interface HandoverResult {
   errors: number;
 }
 
-async function handoverRun(ring: StartedRing): Promise<HandoverResult> {
+/** A proactive hand-over of the first replica, or (`crash`) a kill -9 of it, under load. */
+async function handoverRun(ring: StartedRing, event: 'handover' | 'crash'): Promise<HandoverResult> {
+  const group = `bench-${event}`;
   const replicas: CounterReplica[] = [];
   for (const daemon of ring.daemons) {
-    const replica = new CounterReplica(daemon, 'bench-handover', ['--style', handoverStyle, '--respawn']);
+    const replica = new CounterReplica(daemon, group, ['--style', handoverStyle, '--respawn']);
     replicas.push(replica);
     await replica.synced();
   }
-  const load = await IncrementLoad.start(ring.daemons, 'bench-handover');
+  const load = await IncrementLoad.start(ring.daemons, group);
   await load.advance(calls);
   const signalAt = performance.now();
-  const retiring = replicas[0]!;
-  retiring.tool.child.kill('SIGUSR2');
-  await retiring.tool.exited;
-  await retiring.synced(2);
+  const victim = replicas[0]!;
+  if (event === 'crash') {
+    victim.kill();
+    await new Promise((resolve) => setTimeout(resolve, CRASH_WINDOW_MS));
+  } else {
+    victim.tool.child.kill('SIGUSR2');
+    await victim.tool.exited;
+    await victim.synced(2);
+  }
   const doneAt = performance.now();
   await load.advance(calls / 10);
   await load.stop();
   const windowMs = doneAt - signalAt;
   const latenciesIn = (from: number, to: number) => load.latencies.filter(([start, latency]) => start + latency >= from && start <= to).map(([, latency]) => latency);
   const steady = latenciesIn(0, signalAt);
-  const replacementPid = retiring.lines().find((line) => line.msg === 'replacement started')?.replacementPid;
+  const replacementPid = victim.lines().find((line) => line.msg === 'replacement started')?.replacementPid;
   if (replacementPid !== undefined) process.kill(replacementPid, 'SIGKILL');
   for (const replica of replicas) replica.kill();
   return {
@@ -164,15 +174,17 @@ async function startRingRetrying(): Promise<StartedRing> {
 
 const callResults = [];
 const handoverResults: HandoverResult[] = [];
+const crashResults: HandoverResult[] = [];
 for (let run = 0; run < runs; run++) {
   const ring = await startRingRetrying();
   try {
     callResults.push(await callRun(ring));
-    handoverResults.push(await handoverRun(ring));
+    handoverResults.push(await handoverRun(ring, 'handover'));
+    crashResults.push(await handoverRun(ring, 'crash'));
   } finally {
     await ring.stop();
   }
-  console.log(`run ${run + 1}:`, JSON.stringify({ ...callResults.at(-1), ...handoverResults.at(-1) }));
+  console.log(`run ${run + 1}:`, JSON.stringify({ ...callResults.at(-1), handover: handoverResults.at(-1), crash: crashResults.at(-1) }));
 }
 
 const med = (values: number[]) => median(values).toFixed(0);
@@ -182,10 +194,12 @@ const passive = median(callResults.map((result) => result.passive));
 console.log(`baseline agreed round trip (first of 3 echoes) p50: ${baseline.toFixed(0)} µs`);
 console.log(`active call p50: ${active.toFixed(0)} µs (p99 ${med(callResults.map((result) => result.activeP99))} µs), ${(active / baseline).toFixed(2)}× baseline`);
 console.log(`warm passive call p50: ${passive.toFixed(0)} µs (p99 ${med(callResults.map((result) => result.passiveP99))} µs), ${(passive / baseline).toFixed(2)}× baseline`);
-const handoverMedian = (pick: (result: HandoverResult) => number) => median(handoverResults.map(pick)).toFixed(1);
-console.log(
-  `hand-over (${handoverStyle}): pause ${handoverMedian((result) => result.pause)} ms (longest call from SIGUSR2 until the replacement is in sync and the old replica left, ` +
-    `${handoverMedian((result) => result.windowMs)} ms); longest call in as long a window before: ${handoverMedian((result) => result.steadyMax)} ms; ` +
-    `steady p50 ${median(handoverResults.map((result) => result.steadyP50)).toFixed(2)} ms; failed calls ${handoverResults.reduce((sum, result) => sum + result.errors, 0)}`,
-);
+for (const [name, results] of [[`hand-over (${handoverStyle})`, handoverResults], [`crash of the first replica (${handoverStyle}, kill -9)`, crashResults]] as const) {
+  const of = (pick: (result: HandoverResult) => number) => median(results.map(pick)).toFixed(1);
+  console.log(
+    `${name}: pause ${of((result) => result.pause)} ms (longest call in the ${of((result) => result.windowMs)} ms from the event until the replacement is in sync and ` +
+      `the old replica left, or ${CRASH_WINDOW_MS} ms after a crash); longest call in as long a window before: ${of((result) => result.steadyMax)} ms; ` +
+      `steady p50 ${of((result) => result.steadyP50)} ms; failed calls ${results.reduce((sum, result) => sum + result.errors, 0)}`,
+  );
+}
 process.exit(0);
