@@ -8,12 +8,13 @@
  */
 import type { Outcome } from './protocol.js';
 
-export type CachedReply = [client: string, sequence: number, outcome: Outcome];
+/** `to`: where the caller listened when its call was executed. */
+export type CachedReply = [client: string, sequence: number, outcome: Outcome, to: string];
 
 export class ReplyCache {
   readonly capacity: number;
   /** Insertion order of clients is the eviction order. */
-  readonly #byClient = new Map<string, Map<number, Outcome>>();
+  readonly #byClient = new Map<string, Map<number, [Outcome, string]>>();
   #size = 0;
 
   constructor(capacity: number) {
@@ -25,14 +26,14 @@ export class ReplyCache {
   }
 
   get(client: string, sequence: number): Outcome | undefined {
-    return this.#byClient.get(client)?.get(sequence);
+    return this.#byClient.get(client)?.get(sequence)?.[0];
   }
 
-  set(client: string, sequence: number, outcome: Outcome): void {
+  set(client: string, sequence: number, outcome: Outcome, to: string): void {
     let replies = this.#byClient.get(client);
     if (replies === undefined) this.#byClient.set(client, (replies = new Map()));
     if (!replies.has(sequence)) this.#size += 1;
-    replies.set(sequence, outcome);
+    replies.set(sequence, [outcome, to]);
     while (this.#size > this.capacity) this.#evictOldest();
   }
 
@@ -49,13 +50,13 @@ export class ReplyCache {
   }
 
   entries(): CachedReply[] {
-    return [...this.#byClient].flatMap(([client, replies]) => [...replies].map(([sequence, outcome]): CachedReply => [client, sequence, outcome]));
+    return [...this.#byClient].flatMap(([client, replies]) => [...replies].map(([sequence, [outcome, to]]): CachedReply => [client, sequence, outcome, to]));
   }
 
   restore(entries: CachedReply[]): void {
     this.#byClient.clear();
     this.#size = 0;
-    for (const [client, sequence, outcome] of entries) this.set(client, sequence, outcome);
+    for (const [client, sequence, outcome, to] of entries) this.set(client, sequence, outcome, to);
   }
 
   #evictOldest(): void {

@@ -129,11 +129,13 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   /** A regular view of the group. */
   onView(members: readonly string[]): void {
     const present = new Set(members);
+    const failedPrimary = this.primary !== null && !present.has(this.primary) && !this.#retiring.has(this.primary);
     this.#seniority = [...this.#seniority.filter((member) => present.has(member)), ...members.filter((member) => !this.#seniority.includes(member))];
     for (const member of this.#retiring) if (!present.has(member)) this.#retiring.delete(member);
     // A previous primary that is gone sends no more updates: its pending requests are the next one's.
     if (this.#barrierFrom !== null && !present.has(this.#barrierFrom)) this.#clearBarrier();
     if (this.primary !== this.#effects.me()) this.#working = null;
+    else if (failedPrimary && this.#style === 'passive') this.#resendReplies();
     this.drive();
   }
 
@@ -205,7 +207,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     }
     if (this.#style === 'active') {
       const outcome = this.#execute(this.#state, request);
-      this.#commit(request.c, request.n, outcome);
+      this.#commit(request.c, request.n, outcome, request.to);
       this.#reply(request.to, request.n, outcome);
       return;
     }
@@ -227,7 +229,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     const to = index >= 0 ? this.#pending[index]!.to : update.to;
     if (index >= 0) this.#pending.splice(index, 1);
     this.#state = update.s as S;
-    this.#commit(update.c, update.n, update.r);
+    this.#commit(update.c, update.n, update.r, to);
     if (this.#barrier.delete(key) && this.#barrier.size === 0) this.#barrierFrom = null;
     if (this.primary === this.#effects.me()) this.#reply(to, update.n, update.r);
     this.drive();
@@ -240,7 +242,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     if (style === 'active') {
       for (const request of this.#pending) {
         const outcome = this.#execute(this.#state, request);
-        this.#commit(request.c, request.n, outcome);
+        this.#commit(request.c, request.n, outcome, request.to);
         this.#reply(request.to, request.n, outcome);
       }
       this.#pending = [];
@@ -261,6 +263,14 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     }
     if (this.primary !== this.#effects.me()) this.#working = null;
     this.drive();
+  }
+
+  /**
+   * A primary that failed may have committed calls it did not answer: the new one answers
+   * every call its clients have not released yet (a caller drops replies it has).
+   */
+  #resendReplies(): void {
+    for (const [, sequence, outcome, to] of this.#cache.entries()) this.#reply(to, sequence, outcome);
   }
 
   #clearBarrier(): void {
@@ -302,8 +312,8 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     return { ok: true, result: JSON.parse(json) as unknown };
   }
 
-  #commit(client: string, sequence: number, outcome: Outcome): void {
-    this.#cache.set(client, sequence, outcome);
+  #commit(client: string, sequence: number, outcome: Outcome, to: string): void {
+    this.#cache.set(client, sequence, outcome, to);
     this.emit('committed', client, sequence);
   }
 
