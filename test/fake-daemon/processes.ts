@@ -40,8 +40,9 @@ export class ToolProcess {
   stderr = '';
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: 'pipe' });
+  /** Runs `tspread` with `args`, or another built script of the repository (a test fixture). */
+  constructor(args: string[], script: string = CLI) {
+    this.child = spawn(process.execPath, [script, ...args], { cwd: ROOT, stdio: 'pipe' });
     this.child.stdout.setEncoding('utf8').on('data', (text: string) => (this.stdout += text));
     this.child.stderr.setEncoding('utf8').on('data', (text: string) => (this.stderr += text));
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
