@@ -203,6 +203,19 @@ describe('ServiceCore, style switch and state transfer', () => {
     group.expectEachCountedOnce(6);
   });
 
+  it('an update arriving after a switch to active, its call already released, changes nothing', () => {
+    const group = new Group('passive', ['a', 'b']);
+    group.request();
+    group.request();
+    group.deliver(2); // a's two updates are in the order, behind the switch
+    group.order.unshift({ from: 'x', operation: { k: 'w', style: 'active' } });
+    group.deliver(1);
+    group.request('increment', null, 3, 3); // calls 1 and 2 answered and released
+    group.order.push(group.order.shift()!, group.order.shift()!); // the late updates come last
+    group.deliver();
+    group.expectEachCountedOnce(3);
+  });
+
   it('a joiner restored from a snapshot continues with the group, even as the next primary', () => {
     const group = new Group('passive', ['a', 'b']);
     for (let index = 0; index < 3; index++) group.request();

@@ -222,12 +222,13 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   }
 
   #onUpdate(update: StateUpdate): void {
-    // Already answered (a switch to active ran it, or a duplicate): the first commit stands everywhere.
-    if (this.#cache.get(update.c, update.n) !== undefined) return;
+    // Only a pending call's update counts. Any other is late (a switch to active ran the call,
+    // and its reply may be released from the cache by now): its state is stale everywhere.
     const key = callKey(update);
     const index = this.#pending.findIndex((pending) => callKey(pending) === key);
-    const to = index >= 0 ? this.#pending[index]!.to : update.to;
-    if (index >= 0) this.#pending.splice(index, 1);
+    if (index < 0) return;
+    const to = this.#pending[index]!.to;
+    this.#pending.splice(index, 1);
     this.#state = update.s as S;
     this.#commit(update.c, update.n, update.r, to);
     if (this.#barrier.delete(key) && this.#barrier.size === 0) this.#barrierFrom = null;
