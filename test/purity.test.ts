@@ -29,6 +29,9 @@ const PURE_FILES = [
   'src/apps/secure-group/wire.ts',
   'src/apps/secure-group/x25519.ts',
   'src/apps/secure-group/envelope.ts',
+  'src/apps/services/service-core.ts',
+  'src/apps/services/reply-cache.ts',
+  'src/apps/services/protocol.ts',
 ];
 
 const FORBIDDEN: Array<[RegExp, string]> = [

@@ -8,6 +8,7 @@
  * spreadlogd, session-cache = Splash, vip = wackamole, mq = Courier). Each subcommand lives in
  * spreadlogd, session-cache = Splash, vip = wackamole, secure-chat = an end-to-end
  * encrypted group). Each subcommand lives in
+ * spreadlogd, session-cache = Splash, vip = wackamole, svc = MEAD). Each subcommand lives in
  * its own module.
  */
 import { Command } from 'commander';
@@ -23,6 +24,7 @@ import { passwordHashCommand } from './password-hash.js';
 import { sqlCommand } from './sql.js';
 import { mqCommand } from '../apps/messaging/command.js';
 import { secureChatCommand, secureKeygenCommand } from './secure-chat.js';
+import { servicesCommand } from './services.js';
 
 const program = new Command('tspread')
   .description('Spread group communication toolkit for Node.js (wire-compatible with Spread 5.0.1)')
@@ -41,5 +43,6 @@ program.addCommand(sqlCommand());
 program.addCommand(mqCommand());
 program.addCommand(secureChatCommand());
 program.addCommand(secureKeygenCommand());
+program.addCommand(servicesCommand());
 
 await program.parseAsync(process.argv);

@@ -41,7 +41,7 @@ export interface ReplicatedGroupEvents {
   operation: [];
 }
 
-/** The message type of operations; a sender outside the group (a producer) may multicast them too. */
+/** Message type of operations: a sender outside the group may multicast them too (producers, a service's clients). */
 export const OPERATION_TYPE = 1;
 const HELLO_TYPE = 2;
 const SNAPSHOT_TYPE = 3;
@@ -75,6 +75,11 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
 
   get connected(): boolean {
     return this.#session !== null;
+  }
+
+  /** The session in use, or null between sessions. */
+  get session(): Session | null {
+    return this.#session;
   }
 
   /** This member's private group while connected. */
