@@ -15,7 +15,7 @@
  *
  * Build first (`npx tsc -p .`), then:
  *
- *   node dist/bench/security.js [--runs 5] [--scale 1] [--bytes 1000] [--no-ring] [--no-tls]
+ *   node dist/bench/security.js [--runs 5] [--scale 1] [--bytes 1000] [--datagram-bytes N] [--no-ring] [--no-tls]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,8 @@ exitWithUsageIfAsked(import.meta.url);
 const runs = Number(flag('runs', '5'));
 const scale = Number(flag('scale', '1'));
 const bytes = Number(flag('bytes', '1000'));
+/** The rings' DatagramBytes (default: the daemon's, 32768 on loopback); 1472 is Ethernet's, one 1000-byte message a datagram. */
+const datagramBytes = flag('datagram-bytes', '');
 const ringMessages = Math.round(scale * 100_000);
 const linkMessages = Math.round(scale * 50_000);
 
@@ -64,7 +66,7 @@ const RING_VARIANT_NAMES: Record<RingVariant, string> = {
 async function startBenchRing(variant: RingVariant, keyFile: string): Promise<{ ring: StartedRing; daemons: BenchDaemon[]; datagram: number }> {
   const ring = await startRing({
     count: 3,
-    extraLines: benchRingLines(variant === 'plain' ? [] : [`RingKeyFile = "${keyFile}"`]),
+    extraLines: benchRingLines([...(datagramBytes === '' ? [] : [`DatagramBytes = ${datagramBytes}`]), ...(variant === 'plain' ? [] : [`RingKeyFile = "${keyFile}"`])]),
     envFor: () => (variant === 'sealed-node-crypto' ? { TSPREAD_NATIVE_SEAL: 'off' } : {}),
   });
   running.add(ring);
