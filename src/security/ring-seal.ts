@@ -1,5 +1,5 @@
 /**
- * Authenticated encryption of ring datagrams (AES-256-GCM, node:crypto), done by the UDP
+ * Authenticated encryption of ring datagrams (AES-256-GCM, gcm.ts), done by the UDP
  * adapter around the pure ring: the ring never sees a sealed byte.
  *
  * Sealed datagram (big-endian):
