@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { loadNativeAddon } from '../src/daemon/native-addon.js';
 import { GCM_TAG_BYTES, gcmEngine, nodeCryptoGcm, type GcmKey } from '../src/security/gcm.js';
 import { parseRingKeys } from '../src/security/ring-keys.js';
 import { RingSealer } from '../src/security/ring-seal.js';
@@ -31,6 +32,8 @@ describe('AES-256-GCM engines', () => {
     expect(native.fallbackReason).toBeNull();
     expect(native.engine.name).toBe('native');
     expect(gcmEngine({ TSPREAD_NATIVE_SEAL: 'off' })).toEqual({ engine: nodeCryptoGcm, fallbackReason: 'TSPREAD_NATIVE_SEAL=off' });
+    // An addon that was not built: the reason the daemon logs.
+    expect(loadNativeAddon('missing.node')).toEqual({ addon: null, reason: expect.stringContaining('native addon not built') });
   });
 
   it('seal the same bytes, open each other, and refuse the same forgeries', () => {
