@@ -7,20 +7,22 @@
  *      --wo` sender on d1 and `--ro` receivers on d2 and d3 (Unix sockets), 1000-byte AGREED
  *      messages; throughput is the slower receiver's msgs/s. Two such rings run side by
  *      side, one without and one with `RingKeyFile` (AES-256-GCM on every datagram, data,
- *      token and membership); the floods alternate between them.
+ *      token and membership), and when the native sealing addon is built a third sealing
+ *      through node:crypto instead (TSPREAD_NATIVE_SEAL=off); the floods alternate between them.
  *   2. TLS client links: one daemon, a sender and a receiver session in this process,
  *      1000-byte AGREED messages over plain TCP and over TLS (TLS 1.3, the daemon's certificate
  *      checked); throughput is the receiver's msgs/s.
  *
  * Build first (`npx tsc -p .`), then:
  *
- *   node dist/bench/security.js [--runs 5] [--scale 1] [--bytes 1000] [--no-ring] [--no-tls]
+ *   node dist/bench/security.js [--runs 5] [--scale 1] [--bytes 1000] [--datagram-bytes N] [--no-ring] [--no-tls]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { connect, type Session } from '../src/client/index.js';
 import { freePort, ringAddress, soloConfig, startDaemon, startRing, type StartedDaemon, type StartedRing } from '../test/helpers/daemon.js';
+import { gcmEngine } from '../src/security/gcm.js';
 import { makeTestPki, ringKeyHex, writeRingKeys } from '../test/helpers/security-files.js';
 import { exitWithUsageIfAsked, flag, median } from './common.js';
 import { type BenchDaemon, benchRingLines, datagramBytesLogged, floodRun, killLiveChildren, membersReached, untilRingFormed } from './ring-measure.js';
@@ -31,6 +33,8 @@ exitWithUsageIfAsked(import.meta.url);
 const runs = Number(flag('runs', '5'));
 const scale = Number(flag('scale', '1'));
 const bytes = Number(flag('bytes', '1000'));
+/** The rings' DatagramBytes (default: the daemon's, 32768 on loopback); 1472 is Ethernet's, one 1000-byte message a datagram. */
+const datagramBytes = flag('datagram-bytes', '');
 const ringMessages = Math.round(scale * 100_000);
 const linkMessages = Math.round(scale * 50_000);
 
@@ -50,9 +54,21 @@ const benchDaemon = (daemon: StartedDaemon, index: number): BenchDaemon => ({
   pid: daemon.process.pid!,
 });
 
-/** Both rings stay up for the whole run (idle, a ring only rotates its token now and then); runs alternate between them. */
-async function startBenchRing(sealed: boolean, keyFile: string): Promise<{ ring: StartedRing; daemons: BenchDaemon[]; datagram: number }> {
-  const ring = await startRing({ count: 3, extraLines: benchRingLines(sealed ? [`RingKeyFile = "${keyFile}"`] : []) });
+/** Sealed rings seal through the native addon when built (src/security/gcm.ts), or through node:crypto. */
+type RingVariant = 'plain' | 'sealed' | 'sealed-node-crypto';
+const RING_VARIANT_NAMES: Record<RingVariant, string> = {
+  plain: 'plain ring',
+  sealed: `sealed ring (AES-256-GCM, ${gcmEngine().engine.name})`,
+  'sealed-node-crypto': 'sealed ring (AES-256-GCM, node:crypto)',
+};
+
+/** Every ring stays up for the whole run (idle, a ring only rotates its token now and then); runs alternate between them. */
+async function startBenchRing(variant: RingVariant, keyFile: string): Promise<{ ring: StartedRing; daemons: BenchDaemon[]; datagram: number }> {
+  const ring = await startRing({
+    count: 3,
+    extraLines: benchRingLines([...(datagramBytes === '' ? [] : [`DatagramBytes = ${datagramBytes}`]), ...(variant === 'plain' ? [] : [`RingKeyFile = "${keyFile}"`])]),
+    envFor: () => (variant === 'sealed-node-crypto' ? { TSPREAD_NATIVE_SEAL: 'off' } : {}),
+  });
   running.add(ring);
   const daemons = ring.daemons.map(benchDaemon);
   await untilRingFormed(daemons);
@@ -102,34 +118,42 @@ async function main(): Promise<void> {
     if (!process.argv.includes('--no-ring')) {
       const keyFile = join(scratch, 'ring.key');
       writeRingKeys(keyFile, [`current 1 ${ringKeyHex()}`]);
-      const plain: number[] = [];
-      const sealed: number[] = [];
-      const cpu = { plain: [] as number[], sealed: [] as number[] };
-      const rings = { plain: await startBenchRing(false, keyFile), sealed: await startBenchRing(true, keyFile) };
-      const datagrams = { plain: rings.plain.datagram, sealed: rings.sealed.datagram };
+      // With the addon built, the node:crypto engine is measured too (TSPREAD_NATIVE_SEAL=off in its daemons).
+      const variants: RingVariant[] = gcmEngine().fallbackReason === null ? ['plain', 'sealed', 'sealed-node-crypto'] : ['plain', 'sealed'];
+      const rates = new Map<RingVariant, number[]>(variants.map((variant) => [variant, []]));
+      const cpu = new Map<RingVariant, number[]>(variants.map((variant) => [variant, []]));
+      const rings = new Map<RingVariant, Awaited<ReturnType<typeof startBenchRing>>>();
       try {
+        for (const variant of variants) rings.set(variant, await startBenchRing(variant, keyFile));
         for (let run = 0; run < runs; run++) {
-          for (const variant of ['plain', 'sealed'] as const) {
-            const result = await ringRun(rings[variant].daemons, `${variant[0]}${run}`);
-            (variant === 'sealed' ? sealed : plain).push(result.rate);
-            cpu[variant].push(result.cpuUs);
-            console.error(`ring ${variant} run ${run}: ${result.rate} msgs/s, daemons' CPU ${result.cpuUs.toFixed(1)} µs/msg (ring packets of ${datagrams[variant]} B)`);
+          for (const variant of variants) {
+            const ring = rings.get(variant)!;
+            const result = await ringRun(ring.daemons, `${variant[0]}${variant.length}${run}`);
+            rates.get(variant)!.push(result.rate);
+            cpu.get(variant)!.push(result.cpuUs);
+            console.error(`ring ${variant} run ${run}: ${result.rate} msgs/s, daemons' CPU ${result.cpuUs.toFixed(1)} µs/msg (ring packets of ${ring.datagram} B)`);
           }
         }
       } finally {
-        for (const { ring } of Object.values(rings)) {
+        for (const { ring } of rings.values()) {
           await ring.stop();
           running.delete(ring);
         }
       }
+      const plainRate = median(rates.get('plain')!);
+      const plainCpu = median(cpu.get('plain')!);
       lines.push(
-        `| three daemons, ${bytes} B AGREED | msgs/s median (runs) | CPU of d1+d2+d3, µs/msg (median) | ring packet bytes |`,
-        '|---|---|---|---|',
-        `| plain ring | ${median(plain).toLocaleString('en-US')} (${plain.join(', ')}) | ${median(cpu.plain).toFixed(1)} | ${datagrams.plain} |`,
-        `| sealed ring (AES-256-GCM) | ${median(sealed).toLocaleString('en-US')} (${sealed.join(', ')}) | ${median(cpu.sealed).toFixed(1)} | ${datagrams.sealed} + 38 |`,
-        `| cost | ${percentLoss(median(plain), median(sealed))} % of throughput | +${((median(cpu.sealed) / median(cpu.plain) - 1) * 100).toFixed(1)} % CPU | |`,
-        '',
+        `| three daemons, ${bytes} B AGREED | msgs/s median (runs) | CPU of d1+d2+d3, µs/msg (median) | ring packet bytes | cost: throughput | cost: CPU |`,
+        '|---|---|---|---|---|---|',
       );
+      for (const variant of variants) {
+        const rate = median(rates.get(variant)!);
+        const cpuUs = median(cpu.get(variant)!);
+        const sealedBytes = variant === 'plain' ? '' : ' + 38';
+        const costs = variant === 'plain' ? '| |' : `| ${percentLoss(plainRate, rate)} % | +${((cpuUs / plainCpu - 1) * 100).toFixed(1)} % (+${(cpuUs - plainCpu).toFixed(1)} µs/msg) |`;
+        lines.push(`| ${RING_VARIANT_NAMES[variant]} | ${rate.toLocaleString('en-US')} (${rates.get(variant)!.join(', ')}) | ${cpuUs.toFixed(1)} | ${rings.get(variant)!.datagram}${sealedBytes} ${costs}`);
+      }
+      lines.push('');
     }
     if (!process.argv.includes('--no-tls')) {
       const pki = makeTestPki(scratch);

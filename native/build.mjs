@@ -1,5 +1,6 @@
-// Builds the optional native addon (udp_batch.c) with node-gyp during `npm ci` / `npm install`.
-// Never fails the install: without the addon the daemon sends one datagram per call and says so.
+// Builds the optional native addons (udp_batch.c, ring_seal.c) with node-gyp during `npm ci` / `npm install`.
+// Never fails the install: without them the daemon sends one datagram per call and seals ring
+// datagrams through node:crypto, and says so.
 import { spawnSync } from 'node:child_process';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,6 @@ const [command, args] = bundled ? [process.execPath, [bundled, 'rebuild']] : ['n
 const result = spawnSync(command, args, { cwd: here, stdio: 'inherit' });
 if (result.status !== 0) {
   const why = result.error ? result.error.message : `node-gyp exited ${result.status}`;
-  console.warn(`tspread: the optional native addon for batched UDP (native/) was not built (${why}).`);
-  console.warn('tspread: the daemon works without it, one datagram per send; it logs "ring UDP batching off".');
+  console.warn(`tspread: the optional native addons for batched UDP and ring sealing (native/) were not built (${why}).`);
+  console.warn('tspread: the daemon works without them, one datagram per send and sealing through node:crypto; it logs "ring UDP batching off".');
 }

@@ -31,7 +31,11 @@ afterEach(async () => {
 });
 
 /** A sealed ring of `count` daemons, daemon i reading key file `keyFile(i)`, each serving /status on its own port. */
-async function sealedRing(count: number, keyFile: (index: number) => string): Promise<{ ring: StartedRing; status: (index: number) => Promise<DaemonStatusSnapshot> }> {
+async function sealedRing(
+  count: number,
+  keyFile: (index: number) => string,
+  envFor?: (index: number) => NodeJS.ProcessEnv,
+): Promise<{ ring: StartedRing; status: (index: number) => Promise<DaemonStatusSnapshot> }> {
   const httpPorts: number[] = [];
   for (let index = 0; index < count; index++) httpPorts.push(await freePort({ from: 24900, to: 24999 }));
   ring = await startRing({
@@ -39,6 +43,7 @@ async function sealedRing(count: number, keyFile: (index: number) => string): Pr
     extraLines: SPREAD_LAN_TIMEOUTS,
     configFor: (index, shared) => `RingKeyFile = "${keyFile(index)}"\n${shared}`,
     argsFor: (index) => ['--http', `127.0.0.1:${httpPorts[index]}`],
+    envFor,
   });
   const status = async (index: number) => (await (await fetch(`http://127.0.0.1:${httpPorts[index]}/status`)).json()) as DaemonStatusSnapshot;
   return { ring, status };
@@ -136,13 +141,17 @@ describe('sealed ring', () => {
     expect(started.daemons[2].output()).toContain('ring datagrams refused');
   }, 120_000);
 
-  it('keys roll over under load without a restart, a membership change or a lost message', async () => {
+  it('keys roll over under load without a restart, a membership change or a lost message (d2 sealing through node:crypto)', async () => {
     scratch = mkdtempSync(join(tmpdir(), 'tspread-sealed-'));
     const files = [0, 1, 2].map((index) => join(scratch!, `d${index + 1}.key`));
     const oldKey = ringKeyHex();
     const newKey = ringKeyHex();
     for (const file of files) writeRingKeys(file, [`current 1 ${oldKey}`]);
-    const { ring: started, status } = await sealedRing(3, (index) => files[index]);
+    // d2 takes the node:crypto engine, d1 and d3 the native one: the same bytes on the wire (security-seal-engines.test.ts).
+    const { ring: started, status } = await sealedRing(3, (index) => files[index], (index) => (index === 1 ? { TSPREAD_NATIVE_SEAL: 'off' } : {}));
+    expect(started.daemons[0].output()).toContain('"engine":"native"');
+    expect(started.daemons[1].output()).toContain('"engine":"node:crypto"');
+    expect(started.daemons[1].output()).toContain('ring sealing through node:crypto');
     await until('one ring of three', async () => (await status(0)).ring.members.length === 3 && (await status(2)).ring.members.length === 3);
     const senders = [await client(started, 0, 's1'), await client(started, 1, 's2')];
     const receivers = [await client(started, 1, 'r2'), await client(started, 2, 'r3')];

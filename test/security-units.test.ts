@@ -10,7 +10,8 @@ import { parseConfig } from '../src/config/parser.js';
 import { decideAccess, parseAccessControl, type SessionPrincipal } from '../src/security/access-control.js';
 import { checkPassword, parsePasswords, passwordCheckLimiter, passwordLine } from '../src/security/passwords.js';
 import { REPLAY_WINDOW_COUNTERS, ReplayWindow } from '../src/security/replay-window.js';
-import { parseRingKeys } from '../src/security/ring-keys.js';
+import { gcmEngine, nodeCryptoGcm } from '../src/security/gcm.js';
+import { parseRingKeys, type RingKeySet } from '../src/security/ring-keys.js';
 import { FRESHNESS_MS, RING_SEAL_OVERHEAD_BYTES, RingSealer, sealedLength, sealedSender } from '../src/security/ring-seal.js';
 
 const hex = () => randomBytes(32).toString('hex');
@@ -25,13 +26,15 @@ function packetFrom(vid: number, bytes = 200): Buffer {
   return packet;
 }
 
-describe('ring sealing', () => {
+// Every sealing behaviour holds with either AES-GCM engine (security-seal-engines.test.ts: the same bytes).
+describe.each([nodeCryptoGcm, gcmEngine({}).engine])('ring sealing ($name)', (engine) => {
   const keyA = hex();
   const keys = parseRingKeys(`current 1 ${keyA}`, 'k');
+  const sealer = (keySet: RingKeySet, vid: number, clock: () => number = Date.now) => new RingSealer(keySet, vid, clock, engine);
 
   it('round-trips data and unicasts, with 38 bytes of overhead and the length in the clear', () => {
-    const sender = new RingSealer(keys, A);
-    const receiver = new RingSealer(keys, B);
+    const sender = sealer(keys, A);
+    const receiver = sealer(keys, B);
     const packet = packetFrom(A, 1000);
     const sealed = sender.seal(packet, false);
     expect(sealed.length).toBe(1000 + RING_SEAL_OVERHEAD_BYTES);
@@ -45,9 +48,9 @@ describe('ring sealing', () => {
   });
 
   it('refuses replays, other ports, other receivers, tampering, truncation, unknown keys and borrowed senders', () => {
-    const sender = new RingSealer(keys, A);
-    const receiver = new RingSealer(keys, B);
-    const third = new RingSealer(keys, C);
+    const sender = sealer(keys, A);
+    const receiver = sealer(keys, B);
+    const third = sealer(keys, C);
     const sealed = sender.seal(packetFrom(A), false);
     expect(receiver.open(sealed, false).ok).toBe(true);
     expect(receiver.open(sealed, false)).toEqual({ ok: false, why: 'replay' });
@@ -61,9 +64,9 @@ describe('ring sealing', () => {
     expect(receiver.open(headerTampered, false)).toEqual({ ok: false, why: 'authentication' });
     const whole = sender.seal(packetFrom(A), false);
     expect(receiver.open(whole.subarray(0, whole.length - 1), false)).toEqual({ ok: false, why: 'malformed' });
-    const stranger = new RingSealer(parseRingKeys(`current 9 ${hex()}`, 'k'), A);
+    const stranger = sealer(parseRingKeys(`current 9 ${hex()}`, 'k'), A);
     expect(receiver.open(stranger.seal(packetFrom(A), false), false)).toEqual({ ok: false, why: 'unknown-key' });
-    const sameIdWrongKey = new RingSealer(parseRingKeys(`current 1 ${hex()}`, 'k'), A);
+    const sameIdWrongKey = sealer(parseRingKeys(`current 1 ${hex()}`, 'k'), A);
     expect(receiver.open(sameIdWrongKey.seal(packetFrom(A), false), false)).toEqual({ ok: false, why: 'authentication' });
     expect(receiver.open(sender.seal(packetFrom(C), false), false)).toEqual({ ok: false, why: 'sender-mismatch' });
     expect(receiver.rejected()).toBe(8);
@@ -72,8 +75,8 @@ describe('ring sealing', () => {
 
   it('accepts old and new keys during a rollover, and a restarted sender', () => {
     const keyB = hex();
-    const sender = new RingSealer(keys, A);
-    const receiver = new RingSealer(parseRingKeys(`current 1 ${keyA}\nnext 2 ${keyB}`, 'k'), B);
+    const sender = sealer(keys, A);
+    const receiver = sealer(parseRingKeys(`current 1 ${keyA}\nnext 2 ${keyB}`, 'k'), B);
     expect(receiver.open(sender.seal(packetFrom(A), false), false).ok).toBe(true);
     sender.setKeys(parseRingKeys(`current 2 ${keyB}\nprevious 1 ${keyA}`, 'k'));
     const sealed = sender.seal(packetFrom(A), false);
@@ -81,16 +84,16 @@ describe('ring sealing', () => {
     expect(receiver.open(sealed, false).ok).toBe(true);
     receiver.setKeys(parseRingKeys(`current 2 ${keyB}`, 'k'));
     expect(receiver.keyIds()).toEqual({ sealing: 2, accepted: [2] });
-    const restarted = new RingSealer(parseRingKeys(`current 2 ${keyB}`, 'k'), A, () => Date.now() + 1000);
+    const restarted = sealer(parseRingKeys(`current 2 ${keyB}`, 'k'), A, () => Date.now() + 1000);
     expect(receiver.open(restarted.seal(packetFrom(A), false), false).ok).toBe(true);
   });
 
   it('a first datagram from a sender must be fresh: old traffic replayed to a restarted daemon is refused', () => {
-    const old = new RingSealer(keys, A, () => Date.now() - FRESHNESS_MS - 60_000);
+    const old = sealer(keys, A, () => Date.now() - FRESHNESS_MS - 60_000);
     const stale = old.seal(packetFrom(A), false);
-    expect(new RingSealer(keys, B).open(stale, false)).toEqual({ ok: false, why: 'replay' });
-    const skewed = new RingSealer(keys, A, () => Date.now() - 5_000);
-    expect(new RingSealer(keys, B).open(skewed.seal(packetFrom(A), false), false).ok).toBe(true);
+    expect(sealer(keys, B).open(stale, false)).toEqual({ ok: false, why: 'replay' });
+    const skewed = sealer(keys, A, () => Date.now() - 5_000);
+    expect(sealer(keys, B).open(skewed.seal(packetFrom(A), false), false).ok).toBe(true);
   });
 });
 

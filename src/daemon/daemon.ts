@@ -22,6 +22,7 @@ import { DEFAULT_UNIX_SOCKET_DIR, SESSION_MESSAGES_MAX_DEFAULT } from '../protoc
 import { isLoopbackAddress } from '../config/address.js';
 import { createRingFromConfig, datagramBytesFor } from '../ring/from-config.js';
 import { DATAGRAM_BYTES_MIN } from '../ring/limits.js';
+import { gcmEngine } from '../security/gcm.js';
 import { RING_SEAL_OVERHEAD_BYTES, RingSealer } from '../security/ring-seal.js';
 import {
   SecurityReloader,
@@ -150,14 +151,16 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     const linkMtuBytes = interfaceMtuBytes(me.address);
     let ringConfig = config;
     if (files.ringKeys !== null) {
-      sealer = new RingSealer(loadRingKeys(files.ringKeys), me.vid);
+      const gcm = gcmEngine();
+      sealer = new RingSealer(loadRingKeys(files.ringKeys), me.vid, Date.now, gcm.engine);
       // The sealed datagram must fit where the plain one would: the ring's packets shrink by the overhead.
       const sealedBytes = datagramBytesFor(config, receiveBufferBytes, linkMtuBytes);
       if (sealedBytes - RING_SEAL_OVERHEAD_BYTES < DATAGRAM_BYTES_MIN) {
         throw new Error(`DatagramBytes ${sealedBytes} is too small for a sealed ring: at least ${DATAGRAM_BYTES_MIN + RING_SEAL_OVERHEAD_BYTES} with RingKeyFile`);
       }
       ringConfig = { ...config, params: { ...config.params, datagramBytes: sealedBytes - RING_SEAL_OVERHEAD_BYTES } };
-      logger.info({ file: files.ringKeys, ...sealer.keyIds(), overheadBytes: RING_SEAL_OVERHEAD_BYTES }, 'ring datagrams sealed (AES-256-GCM)');
+      logger.info({ file: files.ringKeys, ...sealer.keyIds(), overheadBytes: RING_SEAL_OVERHEAD_BYTES, engine: gcm.engine.name }, 'ring datagrams sealed (AES-256-GCM)');
+      if (gcm.fallbackReason !== null) logger.warn({ reason: gcm.fallbackReason }, 'ring sealing through node:crypto, not the native addon: slower');
     }
     ring = createRingFromConfig(ringConfig, me, nowMs, { receiveBufferBytes, linkMtuBytes }, identity);
     logger.info({ datagramBytes: ring.status().datagramBytes, receiveBufferBytes, linkMtuBytes }, 'ring datagram size');

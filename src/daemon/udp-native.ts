@@ -9,10 +9,7 @@
  * datagrams of one flow), and a look at whether anything waits to be read (FIONREAD).
  */
 import type dgram from 'node:dgram';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from './native-addon.js';
 
 export interface UdpBatching {
   /** One sendmsg of `buffers` cut into datagrams of `segmentBytes` (all but the last that long): bytes sent, or -errno. */
@@ -27,21 +24,12 @@ export interface UdpBatching {
 
 export type BatchingAvailability = { batching: UdpBatching; reason: null } | { batching: null; reason: string };
 
-const ADDON_RELATIVE_PATH = join('native', 'build', 'Release', 'udp_batch.node');
-
-/** The addon from the package root (this module runs from src/daemon or dist/src/daemon). */
+/** The addon, unless switched off or not Linux. */
 export function loadUdpBatching(env: NodeJS.ProcessEnv = process.env): BatchingAvailability {
   if (env.TSPREAD_UDP_BATCHING === 'off') return { batching: null, reason: 'TSPREAD_UDP_BATCHING=off' };
   if (process.platform !== 'linux') return { batching: null, reason: `GSO/GRO are Linux only (${process.platform})` };
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '..', '..', ADDON_RELATIVE_PATH), join(here, '..', '..', '..', ADDON_RELATIVE_PATH)];
-  const path = candidates.find((candidate) => existsSync(candidate));
-  if (path === undefined) return { batching: null, reason: `native addon not built (${ADDON_RELATIVE_PATH}; npm ci builds it when node-gyp can)` };
-  try {
-    return { batching: createRequire(import.meta.url)(path) as UdpBatching, reason: null };
-  } catch (error) {
-    return { batching: null, reason: `native addon did not load: ${(error as Error).message}` };
-  }
+  const loaded = loadNativeAddon<UdpBatching>('udp_batch.node');
+  return loaded.addon === null ? { batching: null, reason: loaded.reason } : { batching: loaded.addon, reason: null };
 }
 
 /**

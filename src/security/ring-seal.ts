@@ -1,5 +1,5 @@
 /**
- * Authenticated encryption of ring datagrams (AES-256-GCM, node:crypto), done by the UDP
+ * Authenticated encryption of ring datagrams (AES-256-GCM, gcm.ts), done by the UDP
  * adapter around the pure ring: the ring never sees a sealed byte.
  *
  * Sealed datagram (big-endian):
@@ -15,7 +15,8 @@
  *  22  ...  ciphertext of the ring packet
  *  end u8[16] GCM tag
  * The 22-byte header (plus, for a unicast, the receiver's VID) is the associated data, so
- * every field of it is authenticated.
+ * every field of it is authenticated; the nonce is its last 12 bytes. gcm.ts does the
+ * cipher (the native addon when built, else node:crypto: the same bytes either way).
  *
  * Nonces never repeat under one key: the counter only grows within a run (it is the wall
  * clock in µs, or one more than the last, whichever is larger), and a restart takes a fresh
@@ -25,18 +26,19 @@
  * than FRESHNESS_MS behind its own clock is a replay of old traffic, so hosts' clocks must
  * agree within that.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { GCM_TAG_BYTES, gcmEngine, type GcmEngine, type GcmKey } from './gcm.js';
 import type { RingKeySet } from './ring-keys.js';
 import { ReplayWindow } from './replay-window.js';
 
 export const SEALED_MAGIC = 0x7445;
 export const SEAL_HEADER_BYTES = 22;
-const TAG_BYTES = 16;
 /** Bytes a sealed datagram has beyond the ring packet inside it. */
-export const RING_SEAL_OVERHEAD_BYTES = SEAL_HEADER_BYTES + TAG_BYTES;
+export const RING_SEAL_OVERHEAD_BYTES = SEAL_HEADER_BYTES + GCM_TAG_BYTES;
 const FLAG_TOKEN_PORT = 1;
 const FLAG_UNICAST = 2;
 const TWO_32 = 2 ** 32;
+const NONCE_AT = 10;
 /** How far behind this daemon's clock a sender's first datagram may be (clock skew between hosts). */
 export const FRESHNESS_MS = 10 * 60 * 1000;
 
@@ -72,8 +74,17 @@ export function sealedLength(bytes: Uint8Array, offset: number): number | null {
 }
 
 export class RingSealer {
-  private keys: RingKeySet;
+  // keys, ciphers and sealingCipher are set by setKeys (from the constructor too).
+  private keys!: RingKeySet;
+  private readonly engine: GcmEngine;
+  /** The engine's key for each accepted key id, and the one to seal with. */
+  private ciphers!: Map<number, GcmKey>;
+  private sealingCipher!: GcmKey;
   private readonly myVid: number;
+  /** This daemon's VID, big-endian: the associated data a unicast to it ends with. */
+  private readonly myVidBytes = Buffer.alloc(4);
+  /** The receiver's VID of the unicast being sealed (reused: one seal at a time). */
+  private readonly toBytes = Buffer.alloc(4);
   private readonly prefix: number;
   private counter = 0;
   private readonly clock: () => number;
@@ -88,10 +99,15 @@ export class RingSealer {
     rejectedSenderMismatch: 0,
   };
 
-  /** `clock`: wall-clock milliseconds (the counter follows it; freshness is judged by it). */
-  constructor(keys: RingKeySet, myVid: number, clock: () => number = Date.now) {
-    this.keys = keys;
+  /**
+   * `clock`: wall-clock milliseconds (the counter follows it; freshness is judged by it).
+   * `engine`: the AES-GCM implementation (gcm.ts; default: native when built).
+   */
+  constructor(keys: RingKeySet, myVid: number, clock: () => number = Date.now, engine: GcmEngine = gcmEngine().engine) {
+    this.engine = engine;
+    this.setKeys(keys);
     this.myVid = myVid >>> 0;
+    this.myVidBytes.writeUInt32BE(this.myVid, 0);
     this.prefix = randomBytes(4).readUInt32BE(0);
     this.clock = clock;
   }
@@ -99,6 +115,8 @@ export class RingSealer {
   /** New keys from a reloaded key file: seal with its current key, accept all of its keys. */
   setKeys(keys: RingKeySet): void {
     this.keys = keys;
+    this.ciphers = new Map([...keys.accepted].map(([id, key]) => [id, this.engine.key(key.key)]));
+    this.sealingCipher = this.ciphers.get(keys.sealing.id)!;
   }
 
   keyIds(): { sealing: number; accepted: number[] } {
@@ -121,13 +139,12 @@ export class RingSealer {
     out.writeUInt32BE(this.prefix, 10);
     out.writeUInt32BE(Math.floor(counter / TWO_32), 14);
     out.writeUInt32BE(counter >>> 0, 18);
-    const cipher = createCipheriv('aes-256-gcm', key.key, out.subarray(10, SEAL_HEADER_BYTES));
-    cipher.setAAD(associatedData(out, to));
-    const body = cipher.update(packet);
-    body.copy(out, SEAL_HEADER_BYTES);
-    // GCM is a stream mode: final() adds nothing, the ciphertext is as long as the packet.
-    cipher.final();
-    cipher.getAuthTag().copy(out, length - TAG_BYTES);
+    let extraAad: Buffer | null = null;
+    if (to !== null) {
+      extraAad = this.toBytes;
+      extraAad.writeUInt32BE(to >>> 0, 0);
+    }
+    this.sealingCipher.seal(out, NONCE_AT, SEAL_HEADER_BYTES, extraAad, packet);
     this.counters.sealed++;
     return out;
   }
@@ -135,7 +152,8 @@ export class RingSealer {
   /**
    * The ring packet inside one sealed datagram, or why it was refused. `tokenPort`: the
    * socket it arrived on. The inner packet's sender (bytes 4..7 of the ring header) must be
-   * the sealed one, so a member cannot speak for another.
+   * the sealed one, so a member cannot speak for another. The native engine opens in
+   * place: `sealed` is overwritten (the packet returned is a view of it).
    */
   open(sealed: Uint8Array, tokenPort: boolean): OpenResult {
     const length = sealed.length;
@@ -143,23 +161,15 @@ export class RingSealer {
     if (sealedLength(sealed, 0) !== length || (flags & ~(FLAG_TOKEN_PORT | FLAG_UNICAST)) !== 0 || (flags & FLAG_TOKEN_PORT) !== (tokenPort ? FLAG_TOKEN_PORT : 0)) {
       return this.refuse('malformed');
     }
-    const key = this.keys.accepted.get(sealed[3]);
-    if (key === undefined) return this.refuse('unknown-key');
+    const cipher = this.ciphers.get(sealed[3]);
+    if (cipher === undefined) return this.refuse('unknown-key');
     const sender = sealedSender(sealed)!;
     const counter = readU32(sealed, 14) * TWO_32 + readU32(sealed, 18);
     let window = this.windows.get(sender);
     // Checked before the (costly) decryption, recorded only after it authenticates.
     if (window !== undefined ? !window.wouldAccept(counter) : counter < (this.clock() - FRESHNESS_MS) * 1000) return this.refuse('replay');
-    let packet: Buffer;
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key.key, sealed.subarray(10, SEAL_HEADER_BYTES));
-      decipher.setAAD(associatedData(sealed, (flags & FLAG_UNICAST) !== 0 ? this.myVid : null));
-      decipher.setAuthTag(sealed.subarray(length - TAG_BYTES));
-      packet = decipher.update(sealed.subarray(SEAL_HEADER_BYTES, length - TAG_BYTES));
-      decipher.final();
-    } catch {
-      return this.refuse('authentication');
-    }
+    const packet = cipher.open(sealed, NONCE_AT, SEAL_HEADER_BYTES, (flags & FLAG_UNICAST) !== 0 ? this.myVidBytes : null);
+    if (packet === null) return this.refuse('authentication');
     if (packet.length < 8 || packet.readUInt32BE(4) !== sender) return this.refuse('sender-mismatch');
     if (window === undefined) {
       window = new ReplayWindow();
@@ -190,16 +200,6 @@ export class RingSealer {
     }
     return { ok: false, why };
   }
-}
-
-/** The header, and for a unicast the receiver's VID after it. */
-function associatedData(datagram: Uint8Array, to: number | null): Uint8Array {
-  const header = datagram.subarray(0, SEAL_HEADER_BYTES);
-  if (to === null) return header;
-  const data = Buffer.allocUnsafe(SEAL_HEADER_BYTES + 4);
-  data.set(header, 0);
-  data.writeUInt32BE(to >>> 0, SEAL_HEADER_BYTES);
-  return data;
 }
 
 function readU32(bytes: Uint8Array, at: number): number {

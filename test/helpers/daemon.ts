@@ -34,6 +34,8 @@ export interface StartDaemonOptions {
   startTimeoutMs?: number;
   /** Node options before the script (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]). */
   nodeArgs?: string[];
+  /** Environment variables added to the daemon's (e.g. TSPREAD_NATIVE_SEAL=off). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface StartedDaemon {
@@ -109,7 +111,7 @@ export async function startDaemon(options: StartDaemonOptions): Promise<StartedD
     args.push('-c', configPath);
   }
   args.push(...(options.args ?? []));
-  const child = spawn(process.execPath, args, { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let output = '';
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
@@ -204,6 +206,8 @@ export interface StartRingOptions {
   startTimeoutMs?: number;
   /** Node options for every daemon process (see StartDaemonOptions.nodeArgs). */
   nodeArgs?: string[];
+  /** Extra environment per daemon (index → variables). */
+  envFor?: (index: number) => NodeJS.ProcessEnv;
 }
 
 export interface StartedRing {
@@ -241,6 +245,7 @@ export async function startRing(options: StartRingOptions = {}): Promise<Started
         args: ['-n', `d${index + 1}`, ...(options.argsFor?.(index) ?? [])],
         startTimeoutMs: options.startTimeoutMs,
         nodeArgs: options.nodeArgs,
+        env: options.envFor?.(index),
       }),
     ),
   );
