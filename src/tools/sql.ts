@@ -27,6 +27,28 @@ interface SqlOptions {
 /** Requests read ahead of their answers before stdin is paused. */
 const PENDING_MAX = 20_000;
 
+/**
+ * Answers made in one event-loop turn (a delivered batch acknowledges many writes at once) go
+ * to stdout as one write: on Linux a write to a pipe is a synchronous syscall that wakes the
+ * reader, so one per line costs both processes a wake-up per write.
+ */
+function batchedOutput(write: (text: string) => void): { line: (text: string) => void; flush: () => void } {
+  let lines: string[] = [];
+  const flush = () => {
+    if (lines.length === 0) return;
+    const text = `${lines.join('\n')}\n`;
+    lines = [];
+    write(text);
+  };
+  return {
+    line: (text) => {
+      if (lines.length === 0) setImmediate(flush);
+      lines.push(text);
+    },
+    flush,
+  };
+}
+
 function parseNames(text: string): string[] {
   const names = text.split(',').map((name) => name.trim()).filter((name) => name !== '');
   if (names.length === 0) throw new InvalidArgumentError('expected replica names separated by commas');
@@ -74,6 +96,10 @@ A line or block is at most ${SQL_ACTION_BYTES_MAX} bytes.`,
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, tool: 'sql' } }, pino.destination(2));
       const dataDir = options.dataDir ?? `${options.db}.replication`;
       let replica: SqlReplica;
+      const answers = batchedOutput((text) => {
+        process.stdout.write(text);
+        if (replica.pending < PENDING_MAX / 2 && process.stdin.isPaused()) process.stdin.resume();
+      });
       try {
         mkdirSync(dataDir, { recursive: true });
         replica = new SqlReplica({
@@ -85,10 +111,7 @@ A line or block is at most ${SQL_ACTION_BYTES_MAX} bytes.`,
           outsidePrimary: options.queueRed === true ? 'queue' : 'refuse',
           logger,
           connect: () => connect({ daemon: options.spread, unixSocketDir: options.socketDir }),
-          output: (line) => {
-            process.stdout.write(`${line}\n`);
-            if (replica.pending < PENDING_MAX / 2 && process.stdin.isPaused()) process.stdin.resume();
-          },
+          output: answers.line,
         });
         await replica.start();
       } catch (error) {
@@ -97,6 +120,7 @@ A line or block is at most ${SQL_ACTION_BYTES_MAX} bytes.`,
       }
       const stop = async (code: number) => {
         await replica.close();
+        answers.flush();
         logger.flush();
         process.exit(code);
       };

@@ -178,19 +178,18 @@ export class SqlMachine implements StateMachine {
       const refused = refusalOf(sql);
       if (refused !== null) return Buffer.from(refused);
     }
-    const db = this.#db;
-    db.exec('SAVEPOINT action');
+    this.#prepare('SAVEPOINT action').run();
     try {
       for (const sql of statements) {
         const statement = this.#prepare(sql);
         if (statement.reader) for (const _row of statement.iterate()) continue;
         else statement.run();
       }
-      db.exec('RELEASE action');
+      this.#prepare('RELEASE action').run();
       return Buffer.alloc(0);
     } catch (error) {
-      db.exec('ROLLBACK TO action');
-      db.exec('RELEASE action');
+      this.#prepare('ROLLBACK TO action').run();
+      this.#prepare('RELEASE action').run();
       const code = (error as { code?: unknown }).code;
       if (typeof code === 'string' && LOCAL_FAILURE_CODES.test(code)) throw error;
       return Buffer.from(error instanceof Error ? error.message : String(error));
@@ -202,7 +201,7 @@ export class SqlMachine implements StateMachine {
     this.#prepare(sql);
   }
 
-  /** Prepared statements are cached: a writer repeating one INSERT shape is parsed once. */
+  /** Prepared statements are cached: a writer repeating one INSERT shape is parsed once, and so are the per-action savepoints and the meta reads and writes of every batch. */
   #prepare(sql: string): Database.Statement {
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
@@ -214,11 +213,11 @@ export class SqlMachine implements StateMachine {
   }
 
   #getMeta(key: string): unknown {
-    return this.#db.prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).pluck().get(key);
+    return this.#prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).pluck().get(key);
   }
 
   #setMeta(key: string, value: string | number): void {
-    this.#db.prepare(`INSERT OR REPLACE INTO ${META_TABLE} (key, value) VALUES (?, ?)`).run(key, value);
+    this.#prepare(`INSERT OR REPLACE INTO ${META_TABLE} (key, value) VALUES (?, ?)`).run(key, value);
   }
 
   #schemaDigest(): string {
