@@ -106,6 +106,7 @@ export class Batcher {
   async drained(): Promise<void> {
     this.flush();
     await this.#session.drained();
+    this.#writable = true;
     while (this.#aheadOfRing) await new Promise<void>((resolve) => this.#markWaiters.push(resolve));
   }
 
