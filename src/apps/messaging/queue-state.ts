@@ -180,12 +180,18 @@ export class QueueState {
   }
 
   ack(name: string, ids: ArrayLike<number>): void {
+    // The owner is looked up once per ack, not once per record.
+    const consumer = this.#byName.get(name);
+    let acknowledged = 0;
     for (let index = 0; index < ids.length; index++) {
       const entry = this.entry(ids[index]!);
       if (entry === undefined || entry.owner !== name) continue;
-      this.#remove(entry);
-      this.counters.acknowledged++;
+      if (consumer !== undefined) consumer.inflight--;
+      entry.owner = null;
+      this.#drop(entry);
+      acknowledged++;
     }
+    this.counters.acknowledged += acknowledged;
     this.#dispatch();
   }
 
@@ -201,11 +207,6 @@ export class QueueState {
       } else this.#retry.push(entry);
     }
     this.#dispatch();
-  }
-
-  #remove(entry: QueueEntry): void {
-    this.#release(entry);
-    this.#drop(entry);
   }
 
   /** Empties the record's slot and moves #head past the empty ones (compacting now and then). */
