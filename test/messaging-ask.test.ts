@@ -124,3 +124,21 @@ describe('bad input', () => {
     expect(queues[0]!.state.snapshot().equals(queues[1]!.state.snapshot())).toBe(true);
   });
 });
+
+describe('producer flow control', () => {
+  it('send() says wait once a producer is ~1 MiB ahead of the ring; drained() resolves and nothing is lost', async () => {
+    const consumer = await client(0);
+    let received = 0;
+    await consumer.consume('flow', () => void received++, { prefetch: 5000 });
+    const producer = await client(2);
+    const body = Buffer.alloc(1024, 'f');
+    const answers: boolean[] = [];
+    // One synchronous burst: no mark can come back before it ends.
+    for (let index = 0; index < 3000; index++) answers.push(producer.send('flow', body));
+    expect(answers.slice(0, 100).every(Boolean)).toBe(true);
+    expect(answers.slice(1500).some((answer) => answer)).toBe(false);
+    await producer.drained();
+    expect(producer.send('flow', body)).toBe(true);
+    await waitUntil(() => received === 3001, () => `received ${received} of 3001`, 30_000);
+  });
+});

@@ -10,7 +10,7 @@
 import { connect, type DataMessage, type Session } from '../../client/index.js';
 import { OPERATION_TYPE } from '../shared/replicated-group.js';
 import { errorText, silentLogger, type Logger } from '../shared/logger.js';
-import { Batcher } from './batcher.js';
+import { Batcher, MARK_TYPE } from './batcher.js';
 import { Consumer, type ConsumeOptions } from './consumer.js';
 import { decodeRecord, encodeRecord, forEachRecord, type Body, type Headers } from './envelope.js';
 import { AskTimeoutError, checkName, MessagingClosedError, queueGroup, topicGroup, type Handler, type ReceivedMessage } from './message.js';
@@ -80,7 +80,7 @@ export class Messaging {
     });
   }
 
-  /** Queues a message; false means the socket is full: await drained() before sending much more. */
+  /** Queues a message; false means the socket is full or the producer is far ahead of the ring: await drained() before sending much more. */
   send(queue: string, body: Body, options: SendOptions = {}): boolean {
     checkName('queue', queue);
     this.#assertOpen();
@@ -178,6 +178,7 @@ export class Messaging {
   #onMessage(message: DataMessage): void {
     if (message.messType === REPLY_TYPE) this.#onReply(message.data);
     else if (message.messType === TOPIC_TYPE) this.#onTopicMessage(message);
+    else if (message.messType === MARK_TYPE && message.sender === this.session.privateGroup) this.#batcher.markReturned();
   }
 
   #onReply(data: Uint8Array): void {
