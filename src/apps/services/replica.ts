@@ -69,9 +69,12 @@ export class ServiceReplica<S> extends EventEmitter<ServiceReplicaEvents> {
       },
       snapshot: () => this.core.snapshot(),
       restore: (snapshot: Buffer) => this.core.restore(snapshot),
+      authoritative: () => this.core.inPrimaryView,
     };
-    this.group = new ReplicatedGroup({ group, replica, connect: sharedConnector(options.connect), logger: this.#log });
-    this.group.on('view', (members) => this.core.onView(members));
+    // SAFE: a replica acknowledges a call only once every daemon of its view has it, so the call survives a partition there.
+    this.group = new ReplicatedGroup({ group, replica, connect: sharedConnector(options.connect), logger: this.#log, operationService: 'safe' });
+    this.group.on('view', (members, cause) => this.core.onView(members, cause));
+    this.group.on('transitional', () => this.core.onTransitional());
     this.group.on('disconnected', () => (this.#announced = false));
     this.group.on('synced', () => this.#onSynced());
   }

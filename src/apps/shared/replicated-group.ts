@@ -9,7 +9,7 @@
  * by transfer. With `connect`, lost sessions are replaced after a back-off.
  */
 import { EventEmitter } from 'node:events';
-import type { DataMessage, MembershipMessage, Session } from '../../client/index.js';
+import type { DataMessage, MembershipCause, MembershipMessage, Session } from '../../client/index.js';
 import { errorText, nextRetryMs, silentLogger, type Logger } from './logger.js';
 import { StateTransfer, type Standing } from './state-transfer.js';
 
@@ -18,6 +18,11 @@ export interface Replica {
   apply(operation: Uint8Array, fromSelf: boolean): void;
   snapshot(): Buffer;
   restore(snapshot: Buffer): void;
+  /**
+   * False when this member's state must not win a merge (e.g. it was outside the primary
+   * component): its HELLO then claims at most standing 1, so a member that answers true wins.
+   */
+  authoritative?(): boolean;
 }
 
 export interface ReplicatedGroupOptions {
@@ -28,13 +33,17 @@ export interface ReplicatedGroupOptions {
   /** …or how to open one, again after each loss. */
   connect?: () => Promise<Session>;
   logger?: Logger;
+  /** How operations are ordered: 'agreed' (default), or 'safe' when a member acts on being sure every other one has the operation too. */
+  operationService?: 'agreed' | 'safe';
 }
 
 export interface ReplicatedGroupEvents {
   /** This member's state is the group's: after a transfer, or at once when none was needed. */
   synced: [];
-  /** A regular view of the group: its members in order. */
-  view: [string[]];
+  /** A regular view of the group: its members in order, and why it changed. */
+  view: [string[], MembershipCause];
+  /** The transitional signal: the view is about to change after a network event; what follows may not reach every member. */
+  transitional: [];
   /** The session closed; proposals now return false until the next one. */
   disconnected: [];
   /** An operation was applied (delivered in order, or replayed after a transfer). */
@@ -54,6 +63,7 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   readonly #replica: Replica;
   readonly #connect: (() => Promise<Session>) | undefined;
   readonly #log: Logger;
+  readonly #operationService: 'agreed' | 'safe';
   #session: Session | null = null;
   /** Removes this group's listeners from its session (which the caller may share with others). */
   #detach: () => void = () => {};
@@ -69,6 +79,7 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     this.#replica = options.replica;
     this.#connect = options.connect;
     this.#log = options.logger ?? silentLogger;
+    this.#operationService = options.operationService ?? 'agreed';
     if (options.session !== undefined) this.#attach(options.session);
     else void this.#reconnect();
   }
@@ -96,7 +107,7 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   propose(operation: Uint8Array): boolean {
     if (this.#session === null) return false;
     try {
-      this.#session.multicast(this.group, operation, { service: 'agreed', messType: OPERATION_TYPE });
+      this.#session.multicast(this.group, operation, { service: this.#operationService, messType: OPERATION_TYPE });
       return true;
     } catch (error) {
       this.#log.warn({ group: this.group, error: errorText(error) }, 'could not multicast an operation');
@@ -164,18 +175,23 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   }
 
   #onMembership(session: Session, message: MembershipMessage): void {
-    if (message.group !== this.group || message.transitional || message.cause === 'self-leave') return;
+    if (message.group !== this.group || message.cause === 'self-leave') return;
+    if (message.transitional) {
+      this.emit('transitional');
+      return;
+    }
     const { procId, time, index } = message.gid;
     const viewKey = `${procId}.${time}.${index}`;
     this.#members = message.members;
-    const standing = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
+    const held = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
+    const standing = this.#replica.authoritative?.() === false ? (Math.min(held, 1) as Standing) : held;
     const hello = Buffer.concat([Buffer.from([standing]), Buffer.from(viewKey, 'latin1')]);
     try {
       session.multicast(this.group, hello, { service: 'agreed', messType: HELLO_TYPE });
     } catch (error) {
       this.#log.warn({ group: this.group, error: errorText(error) }, 'could not multicast a hello');
     }
-    this.emit('view', message.members);
+    this.emit('view', message.members, message.cause);
   }
 
   #onMessage(session: Session, message: DataMessage): void {
