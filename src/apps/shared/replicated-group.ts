@@ -23,6 +23,12 @@ export interface Replica {
    * component): its HELLO then claims at most standing 1, so a member that answers true wins.
    */
   authoritative?(): boolean;
+  /**
+   * Operations that add again what this member holds. When a merge replaces this side's
+   * state with the other side's, one member of this side proposes them after the transfer,
+   * so the merged state holds both sides' contributions (apply() must take repeats).
+   */
+  carryOver?(): Uint8Array[];
 }
 
 export interface ReplicatedGroupOptions {
@@ -68,6 +74,10 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   /** Removes this group's listeners from its session (which the caller may share with others). */
   #detach: () => void = () => {};
   #members: string[] = [];
+  /** This member's side in the latest view, when that view merged partitions (else empty). */
+  #mySide: string[] = [];
+  /** The transfer under way replaces the state of a side this member speaks for: carry it over. */
+  #carrying = false;
   #stopped = false;
   #retryMs = 0;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -183,6 +193,8 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     const { procId, time, index } = message.gid;
     const viewKey = `${procId}.${time}.${index}`;
     this.#members = message.members;
+    this.#mySide = message.cause === 'network' && message.vsSets.length > 1 ? [...message.mySet].sort() : [];
+    this.#carrying = false;
     const held = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
     const standing = this.#replica.authoritative?.() === false ? (Math.min(held, 1) as Standing) : held;
     const hello = Buffer.concat([Buffer.from([standing]), Buffer.from(viewKey, 'latin1')]);
@@ -208,7 +220,10 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
       else if (decision.kind === 'send-snapshot') {
         this.emit('synced');
         void this.#sendSnapshot(session, viewKey, this.#replica.snapshot());
-      } else if (decision.kind === 'receive-snapshot') this.#log.info({ group: this.group, donor: decision.donor }, 'receiving state');
+      } else if (decision.kind === 'receive-snapshot') {
+        this.#carrying = this.#mySide[0] === session.privateGroup && !this.#mySide.includes(decision.donor);
+        this.#log.info({ group: this.group, donor: decision.donor, carrying: this.#carrying }, 'receiving state');
+      }
     } else if (message.messType === SNAPSHOT_TYPE) {
       this.#onSnapshotChunk(session, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     }
@@ -222,8 +237,13 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     const viewKey = chunk.toString('latin1', 9, 9 + keyLength);
     const done = this.transfer.onSnapshotChunk(viewKey, index, count, chunk.subarray(9 + keyLength));
     if (done === null) return;
+    const carried = this.#carrying ? (this.#replica.carryOver?.() ?? []) : [];
+    this.#carrying = false;
     this.#replica.restore(done.snapshot);
     for (const operation of done.replay) this.#applySafely(operation, false);
+    // Proposed after the snapshot point, so every member applies them to the merged state alike.
+    for (const operation of carried) this.propose(operation);
+    if (carried.length > 0) this.#log.info({ group: this.group, operations: carried.length }, 'carried this side\'s state over into the merge');
     this.#log.info({ group: this.group, bytes: done.snapshot.length, replayed: done.replay.length, member: session.privateGroup }, 'state received');
     this.emit('synced');
   }
