@@ -7,6 +7,10 @@
  * Without a session the replica keeps serving what it holds: propose() returns
  * false and the caller applies the change locally; the next session catches up
  * by transfer. With `connect`, lost sessions are replaced after a back-off.
+ *
+ * After a partition heals one side's state wins the transfer; a replica can say its
+ * state must not win (authoritative) or carry its side's contributions over into
+ * the winner's state (carryOver).
  */
 import { EventEmitter } from 'node:events';
 import type { DataMessage, MembershipCause, MembershipMessage, Session } from '../../client/index.js';
@@ -21,6 +25,7 @@ export interface Replica {
   /**
    * False when this member's state must not win a merge (e.g. it was outside the primary
    * component): its HELLO then claims at most standing 1, so a member that answers true wins.
+   * Asked as a view arrives, before the 'view' event: it answers for the view before.
    */
   authoritative?(): boolean;
   /**
