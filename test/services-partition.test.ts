@@ -3,12 +3,13 @@
  * (test/helpers/netns-spread.ts), a counter replica and a retrying client on each.
  * One daemon is cut off mid-load, then the network heals. Only the primary component
  * (the two connected daemons) acknowledges calls; the cut-off replica answers
- * 'not-primary' and its client keeps retrying. Afterwards every acknowledged increment
+ * 'not-primary' and its client keeps retrying (a caller with a short timeout gets that
+ * error). Afterwards every acknowledged increment
  * is counted exactly once and the replicas are equal.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
-import { counterHandlers, counterInitialState, serve, type ServiceReplica } from '../src/apps/services/index.js';
+import { counterHandlers, counterInitialState, serve, ServiceClient, ServiceError, type ServiceReplica } from '../src/apps/services/index.js';
 import type { CounterState } from '../src/apps/services/counter.js';
 import { waitUntil } from './helpers/log-collectors.js';
 import { netnsAvailable } from './helpers/netns.js';
@@ -44,6 +45,12 @@ describe.skipIf(noNetns !== null).each(['active', 'passive'] as const)('%s servi
     const cutOffValue = cutOff.core.state.value;
     await load.advance(60);
     expect(cutOff.core.state.value).toBe(cutOffValue); // the minority changed nothing
+    // A caller that can reach only the cut-off replica gets a clear error once its time is up.
+    const stranded = await ServiceClient.open({ group, connect: connects[0]! });
+    const refused = await stranded.call('get', null, { timeoutMs: 1500 }).then(() => null, (error: unknown) => error);
+    await stranded.close();
+    expect(refused).toBeInstanceOf(ServiceError);
+    expect((refused as ServiceError).code).toBe('not-primary');
     expect(load.errors).toEqual([]);
 
     lab.heal();
