@@ -7,6 +7,7 @@ import { counterHandlers, type CounterState } from '../src/apps/services/counter
 import { PrimaryComponent } from '../src/apps/services/primary-component.js';
 import type { Outcome, Style } from '../src/apps/services/protocol.js';
 import { ServiceCore } from '../src/apps/services/service-core.js';
+import { StateTransfer } from '../src/apps/shared/state-transfer.js';
 
 describe('PrimaryComponent', () => {
   it('bootstraps, then needs a majority of the last primary (half with its first name) after a network change', () => {
@@ -36,6 +37,17 @@ describe('PrimaryComponent', () => {
     expect(votes.lastPrimary).toEqual(['c']);
   });
 
+  it('after a lost session, a view must win the vote again (the daemon may be cut off)', () => {
+    const votes = new PrimaryComponent();
+    votes.onView(['a', 'b', 'c'], 'join');
+    votes.onDisconnect();
+    expect(votes.onView(['a2'], 'join')).toBe(false);
+    const rejoined = new PrimaryComponent();
+    rejoined.onView(['a', 'b', 'c'], 'join');
+    rejoined.onDisconnect();
+    expect(rejoined.onView(['b', 'c', 'a2'], 'join')).toBe(true);
+  });
+
   it('travels in a snapshot', () => {
     const votes = new PrimaryComponent();
     votes.onView(['a', 'b', 'c'], 'join');
@@ -43,6 +55,23 @@ describe('PrimaryComponent', () => {
     copy.restore(votes.snapshot());
     expect(copy.acknowledges).toBe(true);
     expect(copy.lastPrimary).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('StateTransfer.decided', () => {
+  it('is false from a view until its last HELLO: after a merge, neither side acts on its own state before that', () => {
+    const transfer = new StateTransfer();
+    transfer.onView('v1', ['a'], false);
+    transfer.onHello('v1', 'a', 0, 'a');
+    expect(transfer.decided).toBe(true);
+    transfer.onView('v2', ['a', 'b'], true);
+    expect(transfer.decided).toBe(false);
+    transfer.onHello('v2', 'b', 2, 'a');
+    expect(transfer.decided).toBe(false);
+    expect(transfer.onHello('v2', 'a', 1, 'a')).toEqual({ kind: 'receive-snapshot', donor: 'b' });
+    expect(transfer.decided).toBe(true);
+    transfer.onDisconnect();
+    expect(transfer.decided).toBe(false);
   });
 });
 

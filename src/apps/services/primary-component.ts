@@ -60,6 +60,12 @@ export class PrimaryComponent {
     this.#transitional = true;
   }
 
+  /** The daemon session is lost: the next view (maybe of a daemon cut off from the rest) must win a vote again. */
+  onDisconnect(): void {
+    this.#primaryView = false;
+    this.#transitional = false;
+  }
+
   snapshot(): PrimarySnapshot {
     return { members: this.#lastPrimary, primary: this.#primaryView };
   }

@@ -164,6 +164,12 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     this.#working = null;
   }
 
+  /** The daemon session is lost. */
+  onDisconnect(): void {
+    this.#component.onDisconnect();
+    this.#working = null;
+  }
+
   onOperation(operation: Operation): void {
     switch (operation.k) {
       case 'q':

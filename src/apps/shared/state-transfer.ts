@@ -40,6 +40,8 @@ export class StateTransfer {
   #mergedPartitions = false;
   #hellos: Hello[] = [];
   #receiving = false;
+  /** Every HELLO of the current view is in: the transfer decision is made. */
+  #decided = false;
   #buffered: Uint8Array[] = [];
   #chunks: Buffer[] = [];
 
@@ -56,6 +58,14 @@ export class StateTransfer {
     return this.#receiving;
   }
 
+  /**
+   * The current view's transfer is decided. Before that, after a merge, each side still holds
+   * its own state and may take itself for the group: a member that acts on the state waits.
+   */
+  get decided(): boolean {
+    return this.#decided;
+  }
+
   /** A regular view; returns the standing to multicast in the HELLO. */
   onView(viewKey: string, members: readonly string[], mergedPartitions: boolean): Standing {
     this.#viewKey = viewKey;
@@ -63,6 +73,7 @@ export class StateTransfer {
     this.#mergedPartitions = mergedPartitions;
     this.#hellos = [];
     this.#receiving = false;
+    this.#decided = false;
     this.#buffered = [];
     this.#chunks = [];
     return this.standing;
@@ -73,6 +84,7 @@ export class StateTransfer {
     this.standing = 0;
     this.#viewKey = null;
     this.#receiving = false;
+    this.#decided = false;
     this.#buffered = [];
     this.#chunks = [];
   }
@@ -81,6 +93,7 @@ export class StateTransfer {
     if (viewKey !== this.#viewKey || !this.#members.has(sender) || this.#hellos.some((hello) => hello.sender === sender)) return { kind: 'wait' };
     this.#hellos.push({ sender, standing });
     if (this.#hellos.length < this.#members.size) return { kind: 'wait' };
+    this.#decided = true;
     if (this.#members.size === 1) {
       this.standing = Math.max(this.standing, 1) as Standing;
       return { kind: 'in-sync' };
