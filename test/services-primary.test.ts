@@ -70,6 +70,7 @@ describe('StateTransfer.decided', () => {
     expect(transfer.decided).toBe(false);
     expect(transfer.onHello('v2', 'a', 1, 'a')).toEqual({ kind: 'receive-snapshot', donor: 'b' });
     expect(transfer.decided).toBe(true);
+    expect(transfer.onView('v3', ['a', 'b'], false)).toBe(0); // the transfer was cut short
     transfer.onDisconnect();
     expect(transfer.decided).toBe(false);
   });

@@ -129,6 +129,7 @@ export class ServiceReplica<S> extends EventEmitter<ServiceReplicaEvents> {
   }
 
   #onSynced(): void {
+    this.core.releaseWithheld();
     this.core.drive();
     if (this.#announced || this.group.me === null) return;
     this.#announced = true;

@@ -63,6 +63,8 @@ export interface CoreEvents {
 
 /** Replies kept at most; clients release theirs as they go (reply-cache.ts), so this is for vanished ones. */
 export const REPLY_CACHE_ENTRIES = 4096;
+/** Replies held back at most between a view and its transfer decision (beyond that, callers' retries find the reply cache). */
+const WITHHELD_REPLIES_MAX = 4096;
 
 interface Snapshot {
   style: Style;
@@ -92,6 +94,8 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   #working: S | null = null;
   #executed = new Set<string>();
   readonly #component = new PrimaryComponent();
+  /** Replies held back while this replica was not in sync (a view's transfer undecided): sent once it is, dropped if its state is replaced. */
+  #withheld: [string, number, Outcome][] = [];
   /** Requests executed by this replica (a figure for logs and tests). */
   executions = 0;
 
@@ -162,12 +166,21 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   onTransitional(): void {
     this.#component.onTransitional();
     this.#working = null;
+    this.#withheld = [];
+  }
+
+  /** This replica's state is the group's again: the replies held back meanwhile go out. */
+  releaseWithheld(): void {
+    if (!this.#effects.inSync() || !this.#component.acknowledges) return;
+    for (const [to, sequence, outcome] of this.#withheld) this.#effects.reply(to, sequence, outcome);
+    this.#withheld = [];
   }
 
   /** The daemon session is lost. */
   onDisconnect(): void {
     this.#component.onDisconnect();
     this.#working = null;
+    this.#withheld = [];
   }
 
   onOperation(operation: Operation): void {
@@ -228,6 +241,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     this.#barrierFrom = snapshot.barrierFrom;
     this.#component.restore(snapshot.primary);
     this.#working = null;
+    this.#withheld = [];
     this.drive();
   }
 
@@ -358,6 +372,8 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
 
   /** Acknowledges only in the primary component's regular view: what is acknowledged is where the merge keeps it. */
   #reply(to: string, sequence: number, outcome: Outcome): void {
-    if (this.#effects.inSync() && this.#component.acknowledges) this.#effects.reply(to, sequence, outcome);
+    if (!this.#component.acknowledges) return;
+    if (this.#effects.inSync()) this.#effects.reply(to, sequence, outcome);
+    else if (this.#withheld.length < WITHHELD_REPLIES_MAX) this.#withheld.push([to, sequence, outcome]);
   }
 }

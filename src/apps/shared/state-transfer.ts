@@ -68,6 +68,8 @@ export class StateTransfer {
 
   /** A regular view; returns the standing to multicast in the HELLO. */
   onView(viewKey: string, members: readonly string[], mergedPartitions: boolean): Standing {
+    // A transfer cut short by this view: what this member holds is not the group's state.
+    if (this.#receiving) this.standing = 0;
     this.#viewKey = viewKey;
     this.#members = new Set(members);
     this.#mergedPartitions = mergedPartitions;
