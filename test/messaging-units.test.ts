@@ -183,3 +183,34 @@ describe('records and operations', () => {
     expect(() => applyOperation(state, Buffer.from([77, 0]))).toThrow(/unknown queue operation/);
   });
 });
+
+describe('carrying a queue over into a merge', () => {
+  const publish = (state: QueueState, body: string, key?: string) => {
+    const record = encodeRecord({ body, idempotencyKey: key });
+    const batch = Buffer.alloc(1 + 4 + record.length);
+    batch[0] = PUBLISH;
+    batch.writeUInt32LE(record.length, 1);
+    record.copy(batch, 5);
+    applyOperation(state, batch);
+  };
+  const bodies = (state: QueueState) => [...Array(state.size + 10).keys()].flatMap((id) => {
+    const entry = state.entry(id);
+    return entry === undefined ? [] : [decodeRecord(entry.batch.subarray(entry.offset, entry.offset + entry.length)).body as string];
+  });
+
+  it('republishes every unacknowledged record, in batches under the limit; remembered keys are not queued twice', () => {
+    const loser = new QueueState();
+    const winner = new QueueState();
+    publish(winner, 'both', 'k-both');
+    publish(loser, 'both', 'k-both');
+    for (let n = 0; n < 50; n++) publish(loser, `lost-${n}`);
+    loser.register('c', 5);
+    loser.ack('c', [1, 2]); // 'both' and lost-0 were consumed on the losing side
+    const batches = loser.republishBatches(300);
+    expect(batches.length).toBeGreaterThan(1);
+    expect(batches.every((batch) => batch.length <= 300 && batch[0] === PUBLISH)).toBe(true);
+    for (const batch of batches) applyOperation(winner, batch);
+    expect(bodies(winner)).toEqual(['both', ...Array.from({ length: 49 }, (_, n) => `lost-${n + 1}`)]);
+    expect(new QueueState().republishBatches(300)).toEqual([]);
+  });
+});

@@ -2,7 +2,7 @@
  * `tspread svc counter` replicas as processes, and clients keeping a counter
  * service busy, for the services tests and benchmark.
  */
-import { connect } from '../../src/client/index.js';
+import { connect, type Session } from '../../src/client/index.js';
 import { ServiceClient } from '../../src/apps/services/index.js';
 import { ToolProcess } from '../fake-daemon/processes.js';
 import type { StartedDaemon } from './daemon.js';
@@ -61,11 +61,17 @@ export class IncrementLoad {
   #loops: Promise<void>[] = [];
   #clients: ServiceClient[] = [];
 
-  static async start(daemons: Pick<StartedDaemon, 'port'>[], group: string): Promise<IncrementLoad> {
-    const load = new IncrementLoad();
-    load.#clients = await Promise.all(
-      daemons.map((daemon) => ServiceClient.open({ group, connect: () => connect({ daemon: daemonName(daemon) }), timeoutMs: 60_000, retryMs: 300 })),
+  static start(daemons: Pick<StartedDaemon, 'port'>[], group: string): Promise<IncrementLoad> {
+    return IncrementLoad.startWith(
+      daemons.map((daemon) => () => connect({ daemon: daemonName(daemon) })),
+      group,
     );
+  }
+
+  /** One client per way to connect (e.g. to daemons in network namespaces). */
+  static async startWith(connects: (() => Promise<Session>)[], group: string): Promise<IncrementLoad> {
+    const load = new IncrementLoad();
+    load.#clients = await Promise.all(connects.map((open) => ServiceClient.open({ group, connect: open, timeoutMs: 60_000, retryMs: 300 })));
     load.#loops = load.#clients.map((client) => load.#loop(client));
     return load;
   }

@@ -7,7 +7,7 @@
 import type { Session } from '../../client/index.js';
 import { ReplicatedGroup, type Replica } from '../shared/replicated-group.js';
 import { errorText, silentLogger, type Logger } from '../shared/logger.js';
-import { decodeRecord, type Body, type Headers } from './envelope.js';
+import { BATCH_BYTES_MAX, decodeRecord, type Body, type Headers } from './envelope.js';
 import { MessagingClosedError, type Handler, type ReceivedMessage } from './message.js';
 import { applyOperation, encodeAcks, encodeRegister } from './operations.js';
 import { QueueState, recordOf, type QueueEntry, type QueueLimits } from './queue-state.js';
@@ -46,6 +46,8 @@ export class Consumer {
   #acks: number[] = [];
   #nacks: number[] = [];
   #flushScheduled = false;
+  /** Raised when the state is replaced: a handler finishing after that must not settle a new record with its old id. */
+  #generation = 0;
   #stopped = false;
   /** Resolves once this consumer is registered in the queue's state. */
   readonly ready: Promise<void>;
@@ -67,7 +69,8 @@ export class Consumer {
     const replica: Replica = {
       apply: (operation) => this.#apply(operation),
       snapshot: () => this.state.snapshot(),
-      restore: (snapshot) => this.state.restore(snapshot),
+      restore: (snapshot) => this.#restore(snapshot),
+      carryOver: () => this.state.republishBatches(BATCH_BYTES_MAX),
     };
     this.#group = new ReplicatedGroup({ group, replica, session, logger: this.#log });
     this.#group.on('view', (members) => this.state.setMembers(members));
@@ -88,6 +91,14 @@ export class Consumer {
     this.#flushSettled();
     this.#stopped = true;
     await this.#group.stop();
+  }
+
+  #restore(snapshot: Buffer): void {
+    this.state.restore(snapshot);
+    this.#generation++;
+    this.#handed.clear();
+    this.#acks = [];
+    this.#nacks = [];
   }
 
   #live(): boolean {
@@ -112,24 +123,25 @@ export class Consumer {
 
   #hand(entry: QueueEntry): void {
     this.#handed.add(entry.id);
+    const generation = this.#generation;
     let message: ReceivedMessage;
     try {
       message = this.#message(entry);
     } catch (error) {
       this.#log.warn({ queue: this.queue, id: entry.id, error: errorText(error) }, 'dropped a message that does not decode');
-      this.#settle(entry.id, true);
+      this.#settle(entry.id, true, generation);
       return;
     }
     try {
       const result = this.#handler(message);
       if (result instanceof Promise) {
         result.then(
-          () => this.#settle(entry.id, true),
-          (error: unknown) => this.#failed(entry.id, error),
+          () => this.#settle(entry.id, true, generation),
+          (error: unknown) => this.#failed(entry.id, error, generation),
         );
-      } else this.#settle(entry.id, true);
+      } else this.#settle(entry.id, true, generation);
     } catch (error) {
-      this.#failed(entry.id, error);
+      this.#failed(entry.id, error, generation);
     }
   }
 
@@ -150,13 +162,13 @@ export class Consumer {
     };
   }
 
-  #failed(id: number, error: unknown): void {
+  #failed(id: number, error: unknown, generation: number): void {
     this.#log.warn({ queue: this.queue, id, error: errorText(error) }, 'handler failed; message given back');
-    this.#settle(id, false);
+    this.#settle(id, false, generation);
   }
 
-  #settle(id: number, ok: boolean): void {
-    if (this.#stopped) return;
+  #settle(id: number, ok: boolean, generation: number): void {
+    if (this.#stopped || generation !== this.#generation) return;
     (ok ? this.#acks : this.#nacks).push(id);
     const waiting = this.#acks.length + this.#nacks.length;
     if (waiting >= ACK_BATCH_MAX || waiting >= this.#ackThreshold) this.#flushSettled();

@@ -15,6 +15,7 @@
  *   producer's retry does not queue it twice.
  * - Bounds: `maxRecords` and `maxBytes`; a publish past them is dropped (counted).
  */
+import { PUBLISH } from './operations.js';
 
 export interface QueueEntry {
   readonly id: number;
@@ -298,6 +299,30 @@ export class QueueState {
       if (this.entry(entry.id) !== entry) continue;
       this.#assign(entry, consumer);
     }
+  }
+
+  /**
+   * Every unacknowledged record as PUBLISH batches of at most `maxBytes`, in id order: after a
+   * partition, one side's state replaces the other's, and the losing side sends its records again
+   * (records the winner has twice are redelivered: at least once; idempotency keys drop repeats).
+   */
+  republishBatches(maxBytes: number): Buffer[] {
+    const batches: Buffer[] = [];
+    let parts: Uint8Array[] = [Buffer.from([PUBLISH])];
+    let size = 1;
+    for (const entry of this.#queued()) {
+      if (size > 1 && size + 4 + entry.length > maxBytes) {
+        batches.push(Buffer.concat(parts, size));
+        parts = [Buffer.from([PUBLISH])];
+        size = 1;
+      }
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(entry.length);
+      parts.push(length, recordOf(entry));
+      size += 4 + entry.length;
+    }
+    if (size > 1) batches.push(Buffer.concat(parts, size));
+    return batches;
   }
 
   /** The whole state, so a joining member continues exactly where the group is. */

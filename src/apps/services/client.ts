@@ -4,6 +4,9 @@
  * private group. A call keeps its number over retries (and over reconnections,
  * which change the reply address), so the replicas' reply cache runs it once;
  * each call also tells them which replies this client no longer needs.
+ * A 'not-primary' answer (the replica is cut off from the primary component by a
+ * partition) is not final: the call keeps being retried until a primary replica
+ * answers, and fails with that error only when its time is up.
  */
 import { randomUUID } from 'node:crypto';
 import type { DataMessage, Session } from '../../client/index.js';
@@ -34,6 +37,8 @@ interface Call {
   request: Request;
   replies: ReplyQuorum;
   from: Set<string>;
+  /** The latest 'not-primary' answer: the error to give if no primary replica answers in time. */
+  refusal: ServiceError | null;
   resolve(result: unknown): void;
   reject(error: Error): void;
   timers: NodeJS.Timeout[];
@@ -74,10 +79,10 @@ export class ServiceClient {
       return Promise.reject(new ServiceError('payload-too-large', `the call '${method}' is ${size} bytes; at most ${PAYLOAD_BYTES_MAX} are allowed`));
     }
     return new Promise((resolve, reject) => {
-      const call: Call = { request, replies: options.replies ?? this.#options.replies ?? 'first', from: new Set(), resolve, reject, timers: [] };
+      const call: Call = { request, replies: options.replies ?? this.#options.replies ?? 'first', from: new Set(), refusal: null, resolve, reject, timers: [] };
       const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 10_000;
       call.timers.push(
-        setTimeout(() => this.#finish(call, new ServiceError('timeout', `no reply to '${method}' from service '${this.group}' within ${timeoutMs} ms`)), timeoutMs),
+        setTimeout(() => this.#finish(call, call.refusal ?? new ServiceError('timeout', `no reply to '${method}' from service '${this.group}' within ${timeoutMs} ms`)), timeoutMs),
         setInterval(() => this.#send(call), this.#options.retryMs ?? 500),
       );
       this.#calls.set(sequence, call);
@@ -126,7 +131,8 @@ export class ServiceClient {
     call.request.to = session.privateGroup;
     call.request.d = this.#calls.keys().next().value ?? call.request.n;
     try {
-      session.multicast(this.group, encode(call.request), { service: 'agreed', messType: OPERATION_TYPE });
+      // SAFE, like the replicas' own operations: the whole group orders calls and updates one way.
+      session.multicast(this.group, encode(call.request), { service: 'safe', messType: OPERATION_TYPE });
     } catch (error) {
       this.#log.warn({ group: this.group, error: errorText(error) }, 'could not send a call; retrying');
     }
@@ -136,6 +142,10 @@ export class ServiceClient {
     const reply = decodeReply(message.data);
     const call = reply === null ? undefined : this.#calls.get(reply.n);
     if (reply === null || call === undefined) return; // a late or duplicate reply
+    if (!reply.r.ok && reply.r.error.code === 'not-primary') {
+      call.refusal = new ServiceError('not-primary', `${reply.r.error.message} (service '${this.group}', no primary replica answered in time)`);
+      return;
+    }
     call.from.add(reply.from);
     if (!reply.r.ok) this.#finish(call, new ServiceError(reply.r.error.code, reply.r.error.message));
     else if (call.from.size >= needed(call.replies, reply)) this.#finish(call, undefined, reply.r.result);

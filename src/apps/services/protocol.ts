@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'reply-too-large'
   | 'state-too-large'
   | 'bad-request'
+  | 'not-primary'
   | 'timeout';
 
 export type Outcome = { ok: true; result: unknown } | { ok: false; error: { code: ErrorCode; message: string } };

@@ -56,7 +56,8 @@ export class ServiceReplica<S> extends EventEmitter<ServiceReplicaEvents> {
     this.#log = options.logger ?? silentLogger;
     const effects = {
       me: () => this.group.me,
-      inSync: () => this.group.transfer.synced && !this.group.transfer.receiving,
+      // Not between a view and its transfer decision either: after a merge both sides' replicas would act on their own state.
+      inSync: () => this.group.transfer.synced && this.group.transfer.decided && !this.group.transfer.receiving,
       reply: (to: string, sequence: number, outcome: Outcome) => this.#reply(to, sequence, outcome),
       multicast: (operation: Operation) => this.#propose(operation),
     };
@@ -69,10 +70,16 @@ export class ServiceReplica<S> extends EventEmitter<ServiceReplicaEvents> {
       },
       snapshot: () => this.core.snapshot(),
       restore: (snapshot: Buffer) => this.core.restore(snapshot),
+      authoritative: () => this.core.inPrimaryView,
     };
-    this.group = new ReplicatedGroup({ group, replica, connect: sharedConnector(options.connect), logger: this.#log });
-    this.group.on('view', (members) => this.core.onView(members));
-    this.group.on('disconnected', () => (this.#announced = false));
+    // SAFE: a replica acknowledges a call only once every daemon of its view has it, so the call survives a partition there.
+    this.group = new ReplicatedGroup({ group, replica, connect: sharedConnector(options.connect), logger: this.#log, operationService: 'safe' });
+    this.group.on('view', (members, cause) => this.core.onView(members, cause));
+    this.group.on('transitional', () => this.core.onTransitional());
+    this.group.on('disconnected', () => {
+      this.#announced = false;
+      this.core.onDisconnect();
+    });
     this.group.on('synced', () => this.#onSynced());
   }
 
@@ -122,6 +129,7 @@ export class ServiceReplica<S> extends EventEmitter<ServiceReplicaEvents> {
   }
 
   #onSynced(): void {
+    this.core.releaseWithheld();
     this.core.drive();
     if (this.#announced || this.group.me === null) return;
     this.#announced = true;

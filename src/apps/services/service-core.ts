@@ -19,8 +19,14 @@
  *
  * A reply cache (reply-cache.ts, identical everywhere) answers a retried
  * request without executing it again.
+ *
+ * Partitions: only a primary component executes and acknowledges calls
+ * (primary-component.ts); replicas outside it answer 'not-primary' and change
+ * nothing, so a merge that keeps the primary side's state drops no acknowledged call.
  */
 import { EventEmitter } from 'node:events';
+import type { MembershipCause } from '../../client/index.js';
+import { PrimaryComponent, type PrimarySnapshot } from './primary-component.js';
 import {
   callKey,
   failure,
@@ -57,6 +63,8 @@ export interface CoreEvents {
 
 /** Replies kept at most; clients release theirs as they go (reply-cache.ts), so this is for vanished ones. */
 export const REPLY_CACHE_ENTRIES = 4096;
+/** Replies held back at most between a view and its transfer decision (beyond that, callers' retries find the reply cache). */
+const WITHHELD_REPLIES_MAX = 4096;
 
 interface Snapshot {
   style: Style;
@@ -67,6 +75,7 @@ interface Snapshot {
   retiring: string[];
   barrier: string[];
   barrierFrom: string | null;
+  primary?: PrimarySnapshot;
 }
 
 export class ServiceCore<S> extends EventEmitter<CoreEvents> {
@@ -84,6 +93,9 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   /** This replica as primary: the state after the requests it executed, ahead of the committed one. */
   #working: S | null = null;
   #executed = new Set<string>();
+  readonly #component = new PrimaryComponent();
+  /** Replies held back while this replica was not in sync (a view's transfer undecided): sent once it is, dropped if its state is replaced. */
+  #withheld: [string, number, Outcome][] = [];
   /** Requests executed by this replica (a figure for logs and tests). */
   executions = 0;
 
@@ -121,13 +133,24 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     return this.#pending.length;
   }
 
+  /** Calls are executed and acknowledged here now (this replica is in the primary component). */
+  get acknowledges(): boolean {
+    return this.#component.acknowledges;
+  }
+
+  /** The latest regular view was primary: this replica's state is the one to keep on a merge. */
+  get inPrimaryView(): boolean {
+    return this.#component.primaryView;
+  }
+
   /** Updates still awaited from a primary that handed over. */
   get barrierSize(): number {
     return this.#barrier.size;
   }
 
-  /** A regular view of the group. */
-  onView(members: readonly string[]): void {
+  /** A regular view of the group ('join' when the cause is not known: no network event). */
+  onView(members: readonly string[], cause: MembershipCause = 'join'): void {
+    this.#component.onView(members, cause);
     const present = new Set(members);
     const failedPrimary = this.primary !== null && !present.has(this.primary) && !this.#retiring.has(this.primary);
     this.#seniority = [...this.#seniority.filter((member) => present.has(member)), ...members.filter((member) => !this.#seniority.includes(member))];
@@ -137,6 +160,27 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     if (this.primary !== this.#effects.me()) this.#working = null;
     else if (failedPrimary && this.#style === 'passive') this.#resendReplies();
     this.drive();
+  }
+
+  /** The transitional signal: until the next regular view, nothing is acknowledged. */
+  onTransitional(): void {
+    this.#component.onTransitional();
+    this.#working = null;
+    this.#withheld = [];
+  }
+
+  /** This replica's state is the group's again: the replies held back meanwhile go out. */
+  releaseWithheld(): void {
+    if (!this.#effects.inSync() || !this.#component.acknowledges) return;
+    for (const [to, sequence, outcome] of this.#withheld) this.#effects.reply(to, sequence, outcome);
+    this.#withheld = [];
+  }
+
+  /** The daemon session is lost. */
+  onDisconnect(): void {
+    this.#component.onDisconnect();
+    this.#working = null;
+    this.#withheld = [];
   }
 
   onOperation(operation: Operation): void {
@@ -158,7 +202,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
   /** As primary in passive style, executes what is pending and not yet executed here. */
   drive(): void {
     const me = this.#effects.me();
-    if (this.#style !== 'passive' || me === null || this.primary !== me || this.#barrier.size > 0 || !this.#effects.inSync()) return;
+    if (this.#style !== 'passive' || me === null || this.primary !== me || this.#barrier.size > 0 || !this.#effects.inSync() || !this.#component.acknowledges) return;
     if (this.#working === null) {
       this.#working = structuredClone(this.#state);
       this.#executed.clear();
@@ -180,6 +224,7 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
       retiring: [...this.#retiring],
       barrier: [...this.#barrier],
       barrierFrom: this.#barrierFrom,
+      primary: this.#component.snapshot(),
     };
     return Buffer.from(JSON.stringify(snapshot));
   }
@@ -194,11 +239,18 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     this.#retiring = new Set(snapshot.retiring);
     this.#barrier = new Set(snapshot.barrier);
     this.#barrierFrom = snapshot.barrierFrom;
+    this.#component.restore(snapshot.primary);
     this.#working = null;
+    this.#withheld = [];
     this.drive();
   }
 
   #onRequest(request: Request): void {
+    if (!this.#component.applies) {
+      // Outside the primary: nothing runs here, not even a cached reply (it may be from a transitional window the primary never saw).
+      if (this.#effects.inSync()) this.#effects.reply(request.to, request.n, failure('not-primary', 'this replica is outside the primary component (a partition); retry, at another replica if one is reachable'));
+      return;
+    }
     this.#cache.forget(request.c, request.d);
     const cached = this.#cache.get(request.c, request.n);
     if (cached !== undefined) {
@@ -318,7 +370,10 @@ export class ServiceCore<S> extends EventEmitter<CoreEvents> {
     this.emit('committed', client, sequence);
   }
 
+  /** Acknowledges only in the primary component's regular view: what is acknowledged is where the merge keeps it. */
   #reply(to: string, sequence: number, outcome: Outcome): void {
+    if (!this.#component.acknowledges) return;
     if (this.#effects.inSync()) this.#effects.reply(to, sequence, outcome);
+    else if (this.#withheld.length < WITHHELD_REPLIES_MAX) this.#withheld.push([to, sequence, outcome]);
   }
 }

@@ -7,9 +7,13 @@
  * Without a session the replica keeps serving what it holds: propose() returns
  * false and the caller applies the change locally; the next session catches up
  * by transfer. With `connect`, lost sessions are replaced after a back-off.
+ *
+ * After a partition heals one side's state wins the transfer; a replica can say its
+ * state must not win (authoritative) or carry its side's contributions over into
+ * the winner's state (carryOver).
  */
 import { EventEmitter } from 'node:events';
-import type { DataMessage, MembershipMessage, Session } from '../../client/index.js';
+import type { DataMessage, MembershipCause, MembershipMessage, Session } from '../../client/index.js';
 import { errorText, nextRetryMs, silentLogger, type Logger } from './logger.js';
 import { StateTransfer, type Standing } from './state-transfer.js';
 
@@ -18,6 +22,18 @@ export interface Replica {
   apply(operation: Uint8Array, fromSelf: boolean): void;
   snapshot(): Buffer;
   restore(snapshot: Buffer): void;
+  /**
+   * False when this member's state must not win a merge (e.g. it was outside the primary
+   * component): its HELLO then claims at most standing 1, so a member that answers true wins.
+   * Asked as a view arrives, before the 'view' event: it answers for the view before.
+   */
+  authoritative?(): boolean;
+  /**
+   * Operations that add again what this member holds. When a merge replaces this side's
+   * state with the other side's, one member of this side proposes them after the transfer,
+   * so the merged state holds both sides' contributions (apply() must take repeats).
+   */
+  carryOver?(): Uint8Array[];
 }
 
 export interface ReplicatedGroupOptions {
@@ -28,13 +44,17 @@ export interface ReplicatedGroupOptions {
   /** …or how to open one, again after each loss. */
   connect?: () => Promise<Session>;
   logger?: Logger;
+  /** How operations are ordered: 'agreed' (default), or 'safe' when a member acts on being sure every other one has the operation too. */
+  operationService?: 'agreed' | 'safe';
 }
 
 export interface ReplicatedGroupEvents {
   /** This member's state is the group's: after a transfer, or at once when none was needed. */
   synced: [];
-  /** A regular view of the group: its members in order. */
-  view: [string[]];
+  /** A regular view of the group: its members in order, and why it changed. */
+  view: [string[], MembershipCause];
+  /** The transitional signal: the view is about to change after a network event; what follows may not reach every member. */
+  transitional: [];
   /** The session closed; proposals now return false until the next one. */
   disconnected: [];
   /** An operation was applied (delivered in order, or replayed after a transfer). */
@@ -54,10 +74,15 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   readonly #replica: Replica;
   readonly #connect: (() => Promise<Session>) | undefined;
   readonly #log: Logger;
+  readonly #operationService: 'agreed' | 'safe';
   #session: Session | null = null;
   /** Removes this group's listeners from its session (which the caller may share with others). */
   #detach: () => void = () => {};
   #members: string[] = [];
+  /** This member's side in the latest view, when that view merged partitions (else empty). */
+  #mySide: string[] = [];
+  /** The transfer under way replaces the state of a side this member speaks for: carry it over. */
+  #carrying = false;
   #stopped = false;
   #retryMs = 0;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -69,6 +94,7 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     this.#replica = options.replica;
     this.#connect = options.connect;
     this.#log = options.logger ?? silentLogger;
+    this.#operationService = options.operationService ?? 'agreed';
     if (options.session !== undefined) this.#attach(options.session);
     else void this.#reconnect();
   }
@@ -96,7 +122,7 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   propose(operation: Uint8Array): boolean {
     if (this.#session === null) return false;
     try {
-      this.#session.multicast(this.group, operation, { service: 'agreed', messType: OPERATION_TYPE });
+      this.#session.multicast(this.group, operation, { service: this.#operationService, messType: OPERATION_TYPE });
       return true;
     } catch (error) {
       this.#log.warn({ group: this.group, error: errorText(error) }, 'could not multicast an operation');
@@ -164,18 +190,25 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
   }
 
   #onMembership(session: Session, message: MembershipMessage): void {
-    if (message.group !== this.group || message.transitional || message.cause === 'self-leave') return;
+    if (message.group !== this.group || message.cause === 'self-leave') return;
+    if (message.transitional) {
+      this.emit('transitional');
+      return;
+    }
     const { procId, time, index } = message.gid;
     const viewKey = `${procId}.${time}.${index}`;
     this.#members = message.members;
-    const standing = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
+    this.#mySide = message.cause === 'network' && message.vsSets.length > 1 ? [...message.mySet].sort() : [];
+    this.#carrying = false;
+    const held = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
+    const standing = this.#replica.authoritative?.() === false ? (Math.min(held, 1) as Standing) : held;
     const hello = Buffer.concat([Buffer.from([standing]), Buffer.from(viewKey, 'latin1')]);
     try {
       session.multicast(this.group, hello, { service: 'agreed', messType: HELLO_TYPE });
     } catch (error) {
       this.#log.warn({ group: this.group, error: errorText(error) }, 'could not multicast a hello');
     }
-    this.emit('view', message.members);
+    this.emit('view', message.members, message.cause);
   }
 
   #onMessage(session: Session, message: DataMessage): void {
@@ -192,7 +225,10 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
       else if (decision.kind === 'send-snapshot') {
         this.emit('synced');
         void this.#sendSnapshot(session, viewKey, this.#replica.snapshot());
-      } else if (decision.kind === 'receive-snapshot') this.#log.info({ group: this.group, donor: decision.donor }, 'receiving state');
+      } else if (decision.kind === 'receive-snapshot') {
+        this.#carrying = this.#mySide[0] === session.privateGroup && !this.#mySide.includes(decision.donor);
+        this.#log.info({ group: this.group, donor: decision.donor, carrying: this.#carrying }, 'receiving state');
+      }
     } else if (message.messType === SNAPSHOT_TYPE) {
       this.#onSnapshotChunk(session, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     }
@@ -206,8 +242,13 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     const viewKey = chunk.toString('latin1', 9, 9 + keyLength);
     const done = this.transfer.onSnapshotChunk(viewKey, index, count, chunk.subarray(9 + keyLength));
     if (done === null) return;
+    const carried = this.#carrying ? (this.#replica.carryOver?.() ?? []) : [];
+    this.#carrying = false;
     this.#replica.restore(done.snapshot);
     for (const operation of done.replay) this.#applySafely(operation, false);
+    // Proposed after the snapshot point, so every member applies them to the merged state alike.
+    for (const operation of carried) this.propose(operation);
+    if (carried.length > 0) this.#log.info({ group: this.group, operations: carried.length }, 'carried this side\'s state over into the merge');
     this.#log.info({ group: this.group, bytes: done.snapshot.length, replayed: done.replay.length, member: session.privateGroup }, 'state received');
     this.emit('synced');
   }

@@ -40,6 +40,8 @@ export class StateTransfer {
   #mergedPartitions = false;
   #hellos: Hello[] = [];
   #receiving = false;
+  /** Every HELLO of the current view is in: the transfer decision is made. */
+  #decided = false;
   #buffered: Uint8Array[] = [];
   #chunks: Buffer[] = [];
 
@@ -56,13 +58,24 @@ export class StateTransfer {
     return this.#receiving;
   }
 
+  /**
+   * The current view's transfer is decided. Before that, after a merge, each side still holds
+   * its own state and may take itself for the group: a member that acts on the state waits.
+   */
+  get decided(): boolean {
+    return this.#decided;
+  }
+
   /** A regular view; returns the standing to multicast in the HELLO. */
   onView(viewKey: string, members: readonly string[], mergedPartitions: boolean): Standing {
+    // A transfer cut short by this view: what this member holds is not the group's state.
+    if (this.#receiving) this.standing = 0;
     this.#viewKey = viewKey;
     this.#members = new Set(members);
     this.#mergedPartitions = mergedPartitions;
     this.#hellos = [];
     this.#receiving = false;
+    this.#decided = false;
     this.#buffered = [];
     this.#chunks = [];
     return this.standing;
@@ -73,6 +86,7 @@ export class StateTransfer {
     this.standing = 0;
     this.#viewKey = null;
     this.#receiving = false;
+    this.#decided = false;
     this.#buffered = [];
     this.#chunks = [];
   }
@@ -81,6 +95,7 @@ export class StateTransfer {
     if (viewKey !== this.#viewKey || !this.#members.has(sender) || this.#hellos.some((hello) => hello.sender === sender)) return { kind: 'wait' };
     this.#hellos.push({ sender, standing });
     if (this.#hellos.length < this.#members.size) return { kind: 'wait' };
+    this.#decided = true;
     if (this.#members.size === 1) {
       this.standing = Math.max(this.standing, 1) as Standing;
       return { kind: 'in-sync' };
