@@ -250,14 +250,21 @@ export async function startRing(options: StartRingOptions = {}): Promise<Started
     ),
   );
   const daemons = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  const stop = async () => {
-    await Promise.all(daemons.map((daemon) => daemon.stop()));
-    rmSync(scratch, { recursive: true, force: true });
+  // stop() reads ring.daemons when called: a test that restarts daemons puts the new ones there.
+  const ring: StartedRing = {
+    segmentPort,
+    config,
+    configPath,
+    daemons,
+    async stop() {
+      await Promise.all(ring.daemons.map((daemon) => daemon.stop()));
+      rmSync(scratch, { recursive: true, force: true });
+    },
   };
   const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed) {
-    await stop();
+    await ring.stop();
     throw failed.reason;
   }
-  return { segmentPort, config, configPath, daemons, stop };
+  return ring;
 }
