@@ -21,6 +21,7 @@ import { connect, type Session } from '../src/client/index.js';
 import { generateIdentity, secureGroup, SignatureCache, type SecureGroup } from '../src/apps/secure-group/index.js';
 import { startRing, type StartedRing } from '../test/helpers/daemon.js';
 import { exitWithUsageIfAsked, flag, median } from './common.js';
+import { waitUntil } from '../test/helpers/log-collectors.js';
 
 exitWithUsageIfAsked(import.meta.url);
 
@@ -40,13 +41,8 @@ interface Member {
 const identities = Array.from({ length: Math.max(...sizes) + 1 }, (_, index) => generateIdentity(`m${index}`));
 const trust = Object.fromEntries(identities.map((entry) => [entry.identity.name, entry.publicKeyPem]));
 
-async function waitFor(condition: () => boolean, what: string | (() => string), timeoutMs = 60_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out: ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
+/** Polls every millisecond: the end of a rekey is timed by it. */
+const waitFor = (condition: () => boolean, what: string | (() => string)) => waitUntil(condition, what, 60_000, 1);
 
 async function join(ring: StartedRing, group: string, index: number, signatureCache: SignatureCache | undefined): Promise<Member> {
   const daemon = ring.daemons[index % ring.daemons.length]!;

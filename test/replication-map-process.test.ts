@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, startRing, type StartedRing } from './helpers/daemon.js';
-import { checkAcknowledgedWrites, killReplicas, ReplicaProcess, untilConverged, waitUntil } from './helpers/replication-replicas.js';
+import { checkAcknowledgedWrites, killReplicas, ReplicaProcess, untilConverged } from './helpers/replication-replicas.js';
+import { waitUntil } from './helpers/log-collectors.js';
 import { ensureBuilt } from './fake-daemon/processes.js';
 
 let ring: StartedRing;
@@ -33,7 +34,7 @@ const totalAcks = () => replicas.reduce((sum, replica) => sum + replica.acknowle
 async function moreAcks(count: number, timeoutMs = 60_000): Promise<void> {
   const target = totalAcks() + count;
   try {
-    await waitUntil(() => totalAcks() >= target, timeoutMs, `${count} more acknowledged writes`);
+    await waitUntil(() => totalAcks() >= target, `${count} more acknowledged writes`, timeoutMs);
   } catch (error) {
     const tails = replicas.map((replica) => `${replica.spec.name}: ${replica.process.stdout.slice(-300)}\n${replica.process.stderr.slice(-2000)}`);
     throw new Error(`${String(error)}\n${tails.join('\n')}`);
@@ -71,7 +72,7 @@ describe('replicated map processes on a loopback ring', () => {
     await replicas[1]!.restart();
     await moreAcks(200);
     replicas[1]!.process.send('stream w1b 4');
-    await waitUntil(async () => (await replicas[1]!.status()).primary, 60_000, 'the restarted replica is back in the primary');
+    await waitUntil(async () => (await replicas[1]!.status()).primary, 'the restarted replica is back in the primary', 60_000);
     await moreAcks(200);
     await stopAndCheck();
 

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { netnsAvailable } from './helpers/netns.js';
 import { SpreadLab } from './helpers/netns-spread.js';
-import { checkAcknowledgedWrites, killReplicas, ReplicaProcess, untilConverged, waitUntil } from './helpers/replication-replicas.js';
+import { checkAcknowledgedWrites, killReplicas, ReplicaProcess, untilConverged } from './helpers/replication-replicas.js';
+import { waitUntil } from './helpers/log-collectors.js';
 import { ensureBuilt } from './fake-daemon/processes.js';
 
 const noNetns = netnsAvailable();
@@ -42,21 +43,21 @@ describe('replicated map across network namespaces', () => {
     await untilConverged(replicas);
     replicas.forEach((replica, index) => replica.process.send(`stream w${index} 4`));
     const acks = (replica: ReplicaProcess) => replica.acknowledged().size;
-    await waitUntil(() => replicas.every((replica) => acks(replica) >= 100), 60_000, 'every replica commits');
+    await waitUntil(() => replicas.every((replica) => acks(replica) >= 100), 'every replica commits', 60_000);
 
     lab.partition([[0], [1, 2]]);
-    await waitUntil(async () => !(await replicas[0]!.status()).primary, 30_000, 'the cut-off replica leaves the primary');
+    await waitUntil(async () => !(await replicas[0]!.status()).primary, 'the cut-off replica leaves the primary', 30_000);
     const refusedBefore = replicas[0]!.refusals();
     const committedBefore = acks(replicas[1]!) + acks(replicas[2]!);
     const isolatedBefore = acks(replicas[0]!);
-    await waitUntil(() => acks(replicas[1]!) + acks(replicas[2]!) >= committedBefore + 300, 60_000, 'the majority keeps committing');
-    await waitUntil(() => replicas[0]!.refusals() > refusedBefore + 5, 30_000, 'the cut-off replica refuses');
+    await waitUntil(() => acks(replicas[1]!) + acks(replicas[2]!) >= committedBefore + 300, 'the majority keeps committing', 60_000);
+    await waitUntil(() => replicas[0]!.refusals() > refusedBefore + 5, 'the cut-off replica refuses', 30_000);
     // Nothing new is acknowledged outside the primary (at most writes that were already in flight).
     expect(acks(replicas[0]!) - isolatedBefore).toBeLessThanOrEqual(4);
 
     lab.heal();
-    await waitUntil(async () => (await replicas[0]!.status()).primary, 60_000, 'the healed replica rejoins the primary');
-    await waitUntil(() => acks(replicas[0]!) >= isolatedBefore + 50, 60_000, 'the healed replica commits again');
+    await waitUntil(async () => (await replicas[0]!.status()).primary, 'the healed replica rejoins the primary', 60_000);
+    await waitUntil(() => acks(replicas[0]!) >= isolatedBefore + 50, 'the healed replica commits again', 60_000);
     await Promise.all(replicas.map((replica) => replica.ask('stop', 'stopped')));
     await untilConverged(replicas);
     const { acknowledged, dumps, verified } = await checkAcknowledgedWrites(replicas, scratch);
@@ -69,12 +70,12 @@ describe('replicated map across network namespaces', () => {
     replicas.forEach((replica, index) => replica.process.send(`stream k${index} 4`));
     const acks = () => replicas.reduce((sum, replica) => sum + replica.acknowledged().size, 0);
     let before = acks();
-    await waitUntil(() => acks() >= before + 200, 60_000, 'every replica commits');
+    await waitUntil(() => acks() >= before + 200, 'every replica commits', 60_000);
     lab!.kill(2);
     before = acks();
-    await waitUntil(() => replicas[0]!.acknowledged().size + replicas[1]!.acknowledged().size >= before + 300, 60_000, 'the two others keep committing');
+    await waitUntil(() => replicas[0]!.acknowledged().size + replicas[1]!.acknowledged().size >= before + 300, 'the two others keep committing', 60_000);
     await lab!.restart(2);
-    await waitUntil(async () => (await replicas[2]!.status()).primary, 60_000, 'the replica of the restarted daemon rejoins the primary');
+    await waitUntil(async () => (await replicas[2]!.status()).primary, 'the replica of the restarted daemon rejoins the primary', 60_000);
     await Promise.all(replicas.map((replica) => replica.ask('stop', 'stopped')));
     await untilConverged(replicas);
     const { dumps, verified } = await checkAcknowledgedWrites(replicas, scratch);

@@ -51,12 +51,17 @@ export function fileLines(path: string): string[] {
   return text === '' ? [] : text.split('\n').slice(0, -1);
 }
 
-/** Polls until `count()` reaches `expected`; throws with `describe()` after the timeout. */
-export async function waitUntil(condition: () => boolean, describe: () => string, timeoutMs = 20_000): Promise<void> {
+/** Polls `condition` (sync or async) every `pollMs` until it holds; throws with `describe` after the timeout. */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  describe: string | (() => string),
+  timeoutMs = 20_000,
+  pollMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${typeof describe === 'string' ? describe : describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
 

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ToolProcess } from '../fake-daemon/processes.js';
+import { waitUntil } from './log-collectors.js';
 
 export const REPLICA_SCRIPT = join(ROOT, 'dist/test/fixtures/replication-map-replica.js');
 
@@ -75,14 +76,6 @@ export class ReplicaProcess {
   }
 }
 
-export async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** Waits until all replicas are in one primary with every member and at the same green position. */
 export async function untilConverged(replicas: ReplicaProcess[], timeoutMs = 60_000): Promise<void> {
   await waitUntil(
@@ -90,8 +83,8 @@ export async function untilConverged(replicas: ReplicaProcess[], timeoutMs = 60_
       const statuses = await Promise.all(replicas.map((replica) => replica.status()));
       return statuses.every((status) => status.primary && status.members.length === replicas.length && status.lastGreen === statuses[0]!.lastGreen && status.red === 0);
     },
-    timeoutMs,
     'the replicas converge',
+    timeoutMs,
   );
 }
 
