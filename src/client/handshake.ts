@@ -3,7 +3,7 @@
  * connected socket before the session takes it over.
  */
 import type { Socket } from 'node:net';
-import { AUTH_LIST_LENGTH_MAX, ErrorCode, GROUP_NAME_BYTES, SPREAD_VERSION } from '../protocol/constants.js';
+import { AUTH_LIST_LENGTH_MAX, ErrorCode, GROUP_NAME_BYTES, PWORD_FIELD_BYTES, SPREAD_VERSION } from '../protocol/constants.js';
 import { encodeAuthChoice, encodeConnectRequest, parseAuthList, signedByte as signed, type LibraryVersion } from '../protocol/handshake.js';
 import { spreadError } from './errors.js';
 
@@ -18,8 +18,6 @@ export interface HandshakeRequest {
 }
 
 /** PWORD credentials on the wire: 32 bytes of user name, 32 of password, NUL-padded (docs/security.md). */
-const PWORD_FIELD_BYTES = 32;
-
 function encodePassword(user: string, password: string): Buffer {
   const out = Buffer.alloc(2 * PWORD_FIELD_BYTES);
   const userBytes = Buffer.from(user, 'utf8');

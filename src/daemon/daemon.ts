@@ -179,7 +179,6 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
   const keepRingTime = () => identity.keep(ring.formedRingTime?.() ?? 0);
   keepRingTime();
   const params = config.params;
-  const usesIp = params.allowedAuthMethods.includes('IP') || params.requiredAuthMethods.includes('IP');
   const uses = (method: string) => params.allowedAuthMethods.includes(method) || params.requiredAuthMethods.includes(method);
   if (uses('PWORD') && files.passwords === null) logger.warn({}, 'PWORD is enabled but no PasswordFile is set: PWORD refuses everyone');
   if (uses('CERT') && params.security.tlsClientCertificates === 'none') {
@@ -191,7 +190,7 @@ export async function startDaemonProcess(options: DaemonOptions): Promise<Runnin
     ring,
     nowMs,
     random: Math.random,
-    accessIp: usesIp ? loadAccessIp(logger) : null,
+    accessIp: uses('IP') ? loadAccessIp(logger) : null,
     passwords: files.passwords === null ? null : loadPasswords(files.passwords),
     passwordCheckAllowed: passwordCheckLimiter(clock),
     accessControl: files.accessControl === null ? null : loadAccessControl(files.accessControl),

@@ -30,13 +30,14 @@ import {
   DAEMON_NAME_LENGTH_MAX,
   ErrorCode,
   PRIVATE_NAME_LENGTH_MAX,
+  PWORD_FIELD_BYTES,
   SPREAD_VERSION,
 } from '../protocol/constants.js';
 import { encodeAccept, encodeAuthList, parseAuthChoice, signedByte as signed } from '../protocol/handshake.js';
 import { formatPrivateGroup, isLegalNameByte } from '../protocol/names.js';
 import { accessIpAllows, peerIpv4, type AccessIpRules, type PeerAddress } from './access-ip.js';
 import { decideAccess, type AccessControl, type SessionPrincipal } from '../security/access-control.js';
-import { checkPassword, PWORD_FIELD_BYTES, type PasswordTable } from '../security/passwords.js';
+import { checkPassword, type PasswordTable } from '../security/passwords.js';
 
 /** Daemon settings the handshake needs. */
 export interface HandshakePolicy {

@@ -80,6 +80,8 @@ export const AUTH_METHODS_MAX = 3;
 export const AUTH_NAME_BYTES = 30;
 export const AUTH_CHOICE_BYTES = AUTH_METHODS_MAX * AUTH_NAME_BYTES; // 90
 export const AUTH_LIST_LENGTH_MAX = 90;
+/** tspread's PWORD exchange after the auth choice: user name and password, 32 bytes each, NUL-padded. */
+export const PWORD_FIELD_BYTES = 32;
 /** Default `MaxSessionMessages` (§6.3). */
 export const SESSION_MESSAGES_MAX_DEFAULT = 1000;
 /** Local members of one group at one daemon before a join is rejected (§3.6). */

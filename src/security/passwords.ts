@@ -8,9 +8,7 @@
  * because the check runs on the daemon's event loop during a handshake: a few ms.
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-
-/** Longest user name and password on the wire: 32 bytes each, NUL-padded (PWORD exchange). */
-export const PWORD_FIELD_BYTES = 32;
+import { PWORD_FIELD_BYTES } from '../protocol/constants.js';
 export const SCRYPT_COST_DEFAULT = 4096;
 const HASH_BYTES = 32;
 

@@ -198,9 +198,10 @@ export class ReplicatedGroup extends EventEmitter<ReplicatedGroupEvents> {
     const { procId, time, index } = message.gid;
     const viewKey = `${procId}.${time}.${index}`;
     this.#members = message.members;
-    this.#mySide = message.cause === 'network' && message.vsSets.length > 1 ? [...message.mySet].sort() : [];
+    const mergedPartitions = message.cause === 'network' && message.vsSets.length > 1;
+    this.#mySide = mergedPartitions ? [...message.mySet].sort() : [];
     this.#carrying = false;
-    const held = this.transfer.onView(viewKey, message.members, message.cause === 'network' && message.vsSets.length > 1);
+    const held = this.transfer.onView(viewKey, message.members, mergedPartitions);
     const standing = this.#replica.authoritative?.() === false ? (Math.min(held, 1) as Standing) : held;
     const hello = Buffer.concat([Buffer.from([standing]), Buffer.from(viewKey, 'latin1')]);
     try {
